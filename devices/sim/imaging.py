@@ -189,6 +189,39 @@ class Renderer:
             lengths[self._index[feat.displaces], r0:r1, c0:c1] -= chord
         return lengths
 
+    @staticmethod
+    def _footprint(
+        obj: Specimen,
+        grid: DetectorGrid,
+        geometry: CTGeometry,
+        source_mm: np.ndarray,
+        rotates: bool,
+        margin_mm: float,
+    ) -> tuple[tuple[int, int, int, int], DetectorGrid] | None:
+        """Pixel window ``(r0, r1, c0, c1)`` that the object's shadow (plus ``margin_mm``) can
+        touch, and the sub-grid of those pixels; None if it misses the detector."""
+        corners = obj.corners()
+        if rotates:
+            corners = corners @ geometry.specimen_rotation().T + geometry.axis_position()
+        u, v = geometry.project(corners, source_mm)
+        m = margin_mm / grid.pixel_mm + 1.0
+        r, c = grid.to_pixel(u, v)
+        r0 = max(int(np.floor(r.min() - m)), 0)
+        r1 = min(int(np.ceil(r.max() + m)) + 1, grid.rows)
+        c0 = max(int(np.floor(c.min() - m)), 0)
+        c1 = min(int(np.ceil(c.max() + m)) + 1, grid.cols)
+        if r0 >= r1 or c0 >= c1:
+            return None
+        u_all, v_all = grid.u_mm(), grid.v_mm()
+        sub = DetectorGrid(
+            rows=r1 - r0,
+            cols=c1 - c0,
+            pixel_mm=grid.pixel_mm,
+            offset_u_mm=float((u_all[c0] + u_all[c1 - 1]) / 2.0),
+            offset_v_mm=float((v_all[r0] + v_all[r1 - 1]) / 2.0),
+        )
+        return (r0, r1, c0, c1), sub
+
     # ---- step 2: polychromatic transmission ----------------------------------------------
     def transmission(
         self, lengths: np.ndarray, detected: DetectedSpectrum
@@ -233,41 +266,49 @@ class Renderer:
 
         Both arrays have the (binned) grid's shape.
         """
-        os_ = self.oversample
-        fine = grid.oversampled(os_)
         src = np.array([source.spot_x_um * UM, source.spot_y_um * UM, 0.0])
         sigma_spot_mm = source.spot_sigma_um * UM
         off = np.array(source.parhelion_offset_um) * UM
-        det_sigma_px = light_spread_sigma_mm / fine.pixel_mm
 
-        trans = np.ones((fine.rows, fine.cols), dtype=np.float32)
-        e_var = np.full((fine.rows, fine.cols), detected.e_var_open_kev, dtype=np.float32)
+        trans = np.ones((grid.rows, grid.cols), dtype=np.float32)
+        e_var = np.full((grid.rows, grid.cols), detected.e_var_open_kev, dtype=np.float32)
         for obj, rotates in ((specimen, True), (wire, False)):
             if obj is None:
                 continue
-            lengths = self.path_lengths(obj, fine, geometry, src, rotates=rotates)
-            if lengths is None:
-                continue
-            t_obj, ev_obj = self.transmission(lengths, detected)
             if rotates:
                 z_obj = geometry.sod_mm
             else:
                 z_obj = float(np.mean([f.shape.corners()[:, 2].mean() for f in obj.features]))
             m_minus_1 = (geometry.sdd_mm - z_obj) / z_obj
-            sigma_px = np.hypot(sigma_spot_mm * m_minus_1 / fine.pixel_mm, det_sigma_px)
+            sigma_mm = float(np.hypot(sigma_spot_mm * m_minus_1, light_spread_sigma_mm))
             # A secondary spot displaced by +off casts a shadow displaced by -off * (M - 1);
             # detector rows grow downwards, so a +y displacement is a -row shift.
-            shift = (off[1] * m_minus_1 / fine.pixel_mm, -off[0] * m_minus_1 / fine.pixel_mm)
+            shift_mm = (off[1] * m_minus_1, -off[0] * m_minus_1)
+            margin_mm = 4.0 * sigma_mm + max(abs(shift_mm[0]), abs(shift_mm[1]))
+            window = self._footprint(obj, grid, geometry, src, rotates, margin_mm)
+            if window is None:
+                continue
+            (r0, r1, c0, c1), sub = window
+            # The small, fixed wire is always sampled finely (its sharp shadow is what drift is
+            # measured on); the specimen at the renderer's oversampling.
+            os_ = self.oversample if rotates else max(self.oversample, 4)
+            fine = sub.oversampled(os_)
+            lengths = self.path_lengths(obj, fine, geometry, src, rotates=rotates)
+            if lengths is None:
+                continue
+            t_obj, ev_obj = self.transmission(lengths, detected)
             t_obj = blur(
-                t_obj, sigma_px, ghost_weight=source.parhelion_weight, ghost_shift_px=shift
+                t_obj,
+                sigma_mm / fine.pixel_mm,
+                ghost_weight=source.parhelion_weight,
+                ghost_shift_px=(shift_mm[0] / fine.pixel_mm, shift_mm[1] / fine.pixel_mm),
             )
-            trans *= t_obj
+            if os_ > 1:
+                t_obj = t_obj.reshape(sub.rows, os_, sub.cols, os_).mean(axis=(1, 3))
+                ev_obj = ev_obj.reshape(sub.rows, os_, sub.cols, os_).mean(axis=(1, 3))
+            trans[r0:r1, c0:c1] *= t_obj
             touched = ev_obj != np.float32(detected.e_var_open_kev)
-            e_var[touched] = ev_obj[touched]
-
-        if os_ > 1:
-            trans = trans.reshape(grid.rows, os_, grid.cols, os_).mean(axis=(1, 3))
-            e_var = e_var.reshape(grid.rows, os_, grid.cols, os_).mean(axis=(1, 3))
+            e_var[r0:r1, c0:c1][touched] = ev_obj[touched]
 
         # open beam per native pixel: solid angle of a flat pixel is A cos(theta) / r^2
         u = grid.u_mm()[None, :] - src[0]
