@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -27,6 +28,24 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nanoct.demo import run_demo
+
+    res = run_demo(
+        Path(args.workdir),
+        angles=args.angles,
+        binning=args.binning,
+        seed=args.seed,
+        specimen=args.specimen,
+    )
+    print(f"run uid: {res.uid}")
+    print(f"tiled: {res.tiled_uri} (container 'raw'; stopped after the demo)")
+    print(f"frames: {res.images_shape} in {res.data_dir}")
+    for p in res.pngs:
+        print(f"png: {p}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanoct", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--seed", type=int, default=0)
     info.add_argument("--binning", type=int, default=4, choices=(1, 2, 4))
     info.set_defaults(func=_cmd_info)
+    demo = sub.add_parser("demo", help="rotation scan of the twin into an embedded Tiled server")
+    demo.add_argument("--workdir", default="nanoct-demo", help="where data, catalog, PNGs go")
+    demo.add_argument("--angles", type=int, default=36)
+    demo.add_argument("--binning", type=int, default=4, choices=(1, 2, 4))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--specimen", default="chip", choices=("chip", "jima", "fibres", "edge"))
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
