@@ -164,3 +164,22 @@ def test_readbacks_are_read_only(ct):
 def test_trigger_outside_a_run_is_refused(ct):
     with pytest.raises(RuntimeError, match="staged"):
         ct.flatpanel.trigger()
+
+
+def test_real_time_mode_moves_and_exposes_without_blocking(tmp_path):
+    import time
+
+    from bluesky import plans as bp
+
+    ct = sub_um_ct(seed=1, data_dir=tmp_path, time_scale=0.02)  # 50x faster than real time
+    st = ct.rotation.set(90.0)  # 4.7 s of twin time: 94 ms of wall time
+    assert not st.done
+    st.wait(5)
+    assert st.success and ct.rotation.position == 90.0
+    t0 = time.monotonic()
+    RE = RunEngine({})
+    ct.flatpanel.exposure_time.set(1.0).wait(1)
+    RE(bp.count([ct.flatpanel], num=2))
+    # two acquisitions of (1 s + 0.125 s read-out) take at least 45 ms of wall time
+    assert time.monotonic() - t0 >= 2 * 1.125 * 0.02
+    assert ct.twin.clock.now() > 4.7 + 2 * 1.125
