@@ -27,7 +27,8 @@ class TiledTestServer:
     Attributes
     ----------
     uri : str
-        ``http://127.0.0.1:<port>/api/v1?api_key=...`` of the server.
+        ``http://127.0.0.1:<port>/api/v1`` (no key in it: pass `api_key` separately, e.g.
+        ``from_uri(uri, api_key=api_key)`` or ``TiledWriter.from_uri(uri, api_key=api_key)``).
     api_key : str
         The server's single-user API key.
     data_dir : pathlib.Path
@@ -66,11 +67,14 @@ def tiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TiledTest
     t0 = time.perf_counter()
     server = SimpleTiledServer(directory=directory, readable_storage=[data_dir])
     startup_s = time.perf_counter() - t0
-    logger.info("Tiled server %s started in %.1f s", server.uri, startup_s)
+    # server.uri carries "?api_key=..."; tiled's client refuses a key in both the query and
+    # the api_key argument, so hand out the bare URI and the key separately.
+    uri = server.uri.split("?", 1)[0]
+    logger.info("Tiled server %s started in %.1f s", uri, startup_s)
     try:
-        client = from_uri(server.uri, api_key=server.api_key)
+        client = from_uri(uri, api_key=server.api_key)
         yield TiledTestServer(
-            uri=server.uri,
+            uri=uri,
             api_key=server.api_key,
             data_dir=data_dir,
             directory=Path(server.directory),

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 from event_model import DocumentNames, schema_validators
+
 from nanoct.devices.hdf5 import HDF5_MIMETYPE, HDF5FrameWriter
 
 ROWS, COLS = 6, 8
@@ -25,7 +27,7 @@ def _frame(i: int, dtype: np.dtype | type = np.uint16) -> np.ndarray:
 
 
 @pytest.fixture
-def writer(tmp_path: Path) -> HDF5FrameWriter:
+def writer(tmp_path: Path) -> Iterator[HDF5FrameWriter]:
     w = HDF5FrameWriter(tmp_path, data_key="det_image")
     yield w
     w.close()
