@@ -42,9 +42,18 @@ def _interval_length(t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
     return np.maximum(t1 - np.maximum(t0, 0.0), 0.0)
 
 
-def _as_vec(v) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(3)
+def _as_vec(v, name: str = "vector") -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    if a.shape != (3,) or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be 3 finite numbers, got {v!r}")
     return a
+
+
+def _as_rotation(m) -> np.ndarray:
+    r = np.asarray(m, dtype=np.float64)
+    if r.shape != (3, 3) or not np.allclose(r.T @ r, np.eye(3), atol=1e-9):
+        raise ValueError(f"rotation must be an orthonormal 3 x 3 matrix, got {m!r}")
+    return r
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,9 @@ class Box:
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "center", _as_vec(self.center))
-        object.__setattr__(self, "half_size", _as_vec(self.half_size))
-        object.__setattr__(self, "rotation", np.asarray(self.rotation, dtype=np.float64))
+        object.__setattr__(self, "center", _as_vec(self.center, "center"))
+        object.__setattr__(self, "half_size", _as_vec(self.half_size, "half_size"))
+        object.__setattr__(self, "rotation", _as_rotation(self.rotation))
         if np.any(self.half_size <= 0):
             raise ValueError(f"half_size must be > 0 mm on every axis, got {self.half_size}")
 
@@ -82,7 +91,7 @@ class Box:
                 inv = 1.0 / dk
                 a = (-h - o[k]) * inv
                 b = (h - o[k]) * inv
-            parallel = dk == 0.0
+            parallel = np.abs(dk) < 1e-300  # also subnormal components: 1/dk would overflow
             lo = np.where(parallel, np.where(abs(o[k]) <= h, -np.inf, np.inf), np.minimum(a, b))
             hi = np.where(parallel, np.where(abs(o[k]) <= h, np.inf, -np.inf), np.maximum(a, b))
             np.maximum(t0, lo, out=t0)
@@ -112,8 +121,8 @@ class Cylinder:
     half_length: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "center", _as_vec(self.center))
-        a = _as_vec(self.axis)
+        object.__setattr__(self, "center", _as_vec(self.center, "center"))
+        a = _as_vec(self.axis, "axis")
         n = np.linalg.norm(a)
         if n == 0:
             raise ValueError("axis must be a non-zero vector")
@@ -177,7 +186,7 @@ class Sphere:
     radius: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "center", _as_vec(self.center))
+        object.__setattr__(self, "center", _as_vec(self.center, "center"))
         if not self.radius > 0:
             raise ValueError(f"radius must be > 0 mm, got {self.radius}")
 
