@@ -33,6 +33,7 @@ import numpy as np
 from scipy import fft
 
 from nanoct.devices.sim.geometry import CTGeometry, DetectorGrid
+from nanoct.devices.sim.kernels import accumulate_chords, polychromatic_transmission
 from nanoct.devices.sim.materials import absorbed_fraction, attenuation_table
 from nanoct.devices.sim.source import SourceState
 from nanoct.devices.sim.specimens import Specimen
@@ -109,16 +110,29 @@ def blur(
     if sigma_px <= 0.0 and ghost_weight == 0.0:
         return image
     pad = int(np.ceil(4 * sigma_px + max(abs(ghost_shift_px[0]), abs(ghost_shift_px[1])))) + 2
-    padded = np.pad(image, pad, mode="edge")
-    shape = padded.shape
-    fy = fft.fftfreq(shape[0])[:, None]
-    fx = fft.rfftfreq(shape[1])[None, :]
-    h = np.exp(-2.0 * np.pi**2 * sigma_px**2 * (fx**2 + fy**2))
+    rows, cols = image.shape
+    shape = (
+        fft.next_fast_len(rows + 2 * pad, real=True),
+        fft.next_fast_len(cols + 2 * pad, real=True),
+    )
+    padded = np.pad(
+        image, ((pad, shape[0] - rows - pad), (pad, shape[1] - cols - pad)), mode="edge"
+    )
+    fy = fft.fftfreq(shape[0])
+    fx = fft.rfftfreq(shape[1])
+    # the transfer function is separable: Gaussian x ((1 - w) + w * shift phase)
+    gy = np.exp(-2.0 * np.pi**2 * sigma_px**2 * fy**2)
+    gx = np.exp(-2.0 * np.pi**2 * sigma_px**2 * fx**2)
+    h = np.outer(gy, gx).astype(np.complex64)
     if ghost_weight:
-        phase = np.exp(-2j * np.pi * (fy * ghost_shift_px[0] + fx * ghost_shift_px[1]))
-        h = h * ((1.0 - ghost_weight) + ghost_weight * phase)
-    out = fft.irfft2(fft.rfft2(padded, workers=-1) * h, s=shape, workers=-1)
-    return out[pad:-pad, pad:-pad].astype(image.dtype, copy=False)
+        py = gy * np.exp(-2j * np.pi * fy * ghost_shift_px[0])
+        px = gx * np.exp(-2j * np.pi * fx * ghost_shift_px[1])
+        h *= np.float32(1.0 - ghost_weight)
+        h += np.float32(ghost_weight) * np.outer(py, px).astype(np.complex64)
+    spec = fft.rfft2(padded.astype(np.float32, copy=False), workers=-1)
+    spec *= h
+    out = fft.irfft2(spec, s=shape, workers=-1)
+    return out[pad : pad + rows, pad : pad + cols].astype(image.dtype, copy=False)
 
 
 class Renderer:
@@ -139,12 +153,34 @@ class Renderer:
         self._index = {m: i for i, m in enumerate(self.materials)}
         self.oversample = oversample
         self._mu_cache: dict[tuple[float, ...], np.ndarray] = {}
+        self._open_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def _mu(self, energies_kev: np.ndarray) -> np.ndarray:
         key = tuple(np.round(energies_kev, 6))
         if key not in self._mu_cache:
             self._mu_cache[key] = attenuation_table(list(self.materials), energies_kev).T.copy()
         return self._mu_cache[key]
+
+    def _open_beam(
+        self, grid: DetectorGrid, sdd_mm: float, native_pixel_mm: float, pattern: EmissionPattern
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Solid angle of each native pixel (a flat pixel subtends ``A cos(theta) / r^2``) times
+        the main and the secondary spot's emission, float32, cached per detector layout.
+
+        Seen from the detector the spot's drift (um) changes these angles by ~1e-6: the cache
+        ignores it (the drift's effect on the image is in the rays, not here)."""
+        key = (grid, sdd_mm, native_pixel_mm, pattern)
+        if key not in self._open_cache:
+            u = grid.u_mm()[None, :]
+            v = grid.v_mm()[:, None]
+            omega = native_pixel_mm**2 * sdd_mm / (u**2 + v**2 + sdd_mm**2) ** 1.5
+            ax, ay = u / sdd_mm, v / sdd_mm
+            self._open_cache.clear()  # one layout at a time is what an acquisition needs
+            self._open_cache[key] = (
+                (omega * pattern.main(ax, ay)).astype(np.float32),
+                (omega * pattern.secondary(ax, ay)).astype(np.float32),
+            )
+        return self._open_cache[key]
 
     # ---- step 1: path lengths ------------------------------------------------------------
     def path_lengths(
@@ -157,7 +193,7 @@ class Renderer:
         rotates: bool,
     ) -> np.ndarray | None:
         """Signed path length per material, (n_materials, rows, cols) float32 mm, or None if
-        no ray meets the specimen."""
+        no feature's footprint touches the grid."""
         if rotates:
             rot = geometry.specimen_rotation()
             origin = geometry.axis_position()
@@ -175,18 +211,24 @@ class Renderer:
             c0, c1 = max(int(np.floor(c.min())) - 1, 0), min(int(np.ceil(c.max())) + 2, grid.cols)
             if r0 >= r1 or c0 >= c1:
                 continue
-            dirs = np.empty((r1 - r0, c1 - c0, 3))
-            dirs[..., 0] = u_all[None, c0:c1] - source_mm[0]
-            dirs[..., 1] = v_all[r0:r1, None] - source_mm[1]
-            dirs[..., 2] = geometry.sdd_mm - source_mm[2]
-            dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-            chord = feat.shape.chord(src_local, dirs @ rot)
-            if not chord.any():
-                continue
             if lengths is None:
                 lengths = np.zeros((len(self.materials), grid.rows, grid.cols), dtype=np.float32)
-            lengths[self._index[feat.material], r0:r1, c0:c1] += chord
-            lengths[self._index[feat.displaces], r0:r1, c0:c1] -= chord
+            center, frame, kind, params = feat.shape.local_frame()
+            accumulate_chords(
+                lengths,
+                self._index[feat.material],
+                self._index[feat.displaces],
+                r0,
+                c0,
+                u_all[c0:c1],
+                v_all[r0:r1],
+                np.asarray(source_mm, dtype=np.float64),
+                float(geometry.sdd_mm),
+                rot @ frame,
+                (src_local - center) @ frame,
+                kind,
+                *params,
+            )
         return lengths
 
     @staticmethod
@@ -228,24 +270,15 @@ class Renderer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(T, E_var): detected-signal transmission and ``<E^2>/<E>`` per pixel."""
         rows, cols = lengths.shape[1:]
-        flat = lengths.reshape(len(self.materials), -1)
-        hit = np.flatnonzero(np.any(flat != 0.0, axis=0))
-        t = np.ones(rows * cols, dtype=np.float32)
-        e_var = np.full(rows * cols, detected.e_var_open_kev, dtype=np.float32)
+        t = np.empty((rows, cols), dtype=np.float32)
+        e_var = np.empty((rows, cols), dtype=np.float32)
         mu = self._mu(detected.energies_kev).astype(np.float32)
         w = detected.weights.astype(np.float32)
         we = (detected.weights * detected.energies_kev).astype(np.float32)
-        step = 1 << 18
-        for s in range(0, hit.size, step):
-            idx = hit[s : s + step]
-            att = mu @ flat[:, idx]
-            np.negative(att, out=att)
-            np.exp(att, out=att)
-            t1 = w @ att
-            t2 = we @ att
-            t[idx] = t1
-            e_var[idx] = t2 / np.maximum(t1, np.float32(1e-30))
-        return t.reshape(rows, cols), e_var.reshape(rows, cols)
+        polychromatic_transmission(
+            lengths, mu, w, we, np.float32(detected.e_var_open_kev), t, e_var
+        )
+        return t, e_var
 
     # ---- steps 3-4: the whole exposure ---------------------------------------------------
     def deposited_energy(
@@ -310,15 +343,12 @@ class Renderer:
             touched = ev_obj != np.float32(detected.e_var_open_kev)
             e_var[r0:r1, c0:c1][touched] = ev_obj[touched]
 
-        # open beam per native pixel: solid angle of a flat pixel is A cos(theta) / r^2
-        u = grid.u_mm()[None, :] - src[0]
-        v = grid.v_mm()[:, None] - src[1]
-        dz = geometry.sdd_mm - src[2]
-        r2 = u**2 + v**2 + dz**2
-        omega = native_pixel_mm**2 * dz / r2**1.5
-        ax, ay = u / dz, v / dz
-        w = source.parhelion_weight
-        emission = (1.0 - w) * pattern.main(ax, ay) + w * pattern.secondary(ax, ay)
         open_kev = detected.deposit_kev_per_s_sr_ua * source.effective_current_ua * exposure_s
-        deposited = (open_kev * omega * emission).astype(np.float32) * trans
+        main, secondary = self._open_beam(grid, geometry.sdd_mm, native_pixel_mm, pattern)
+        w = np.float32(source.parhelion_weight)
+        emission = main * (np.float32(1.0) - w)
+        if w:
+            emission += w * secondary
+        deposited = emission * np.float32(open_kev)
+        deposited *= trans
         return deposited, e_var

@@ -14,7 +14,10 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Box", "Cylinder", "Shape", "Sphere", "rotation_matrix"]
+__all__ = ["BOX", "CYLINDER", "SPHERE", "Box", "Cylinder", "Shape", "Sphere", "rotation_matrix"]
+
+#: Kinds of solid for the compiled kernels (see :func:`Shape.local_frame`).
+BOX, CYLINDER, SPHERE = 0, 1, 2
 
 
 def rotation_matrix(axis: str, angle_rad: float) -> np.ndarray:
@@ -35,6 +38,11 @@ class Shape(Protocol):
     def chord(self, origin: np.ndarray, dirs: np.ndarray) -> np.ndarray: ...
 
     def corners(self) -> np.ndarray: ...
+
+    def local_frame(self) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float, float]]:
+        """``(center, R, kind, params)``: parent coordinates ``p`` map to the solid's canonical
+        frame as ``(p - center) @ R``; ``kind`` and ``params`` describe it there."""
+        ...
 
 
 def _interval_length(t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
@@ -102,6 +110,9 @@ class Box:
         signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
         return self.center + (signs * self.half_size) @ self.rotation.T
 
+    def local_frame(self):
+        return self.center, self.rotation, BOX, tuple(float(h) for h in self.half_size)
+
 
 @dataclass(frozen=True)
 class Cylinder:
@@ -163,12 +174,20 @@ class Cylinder:
         hi = np.where(flat, np.inf if inside_slab else -np.inf, np.maximum(c0, c1))
         return _interval_length(np.maximum(r0, lo), np.minimum(r1, hi))
 
-    def corners(self) -> np.ndarray:
+    def _basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a = self.axis
         helper = np.array([1.0, 0.0, 0.0]) if abs(a[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
         u = np.cross(a, helper)
         u /= np.linalg.norm(u)
-        v = np.cross(a, u)
+        return u, np.cross(a, u), a
+
+    def local_frame(self):
+        u, v, a = self._basis()
+        r = np.column_stack([u, v, a])
+        return self.center, r, CYLINDER, (float(self.radius), float(self.half_length), 0.0)
+
+    def corners(self) -> np.ndarray:
+        u, v, a = self._basis()
         pts = [
             self.center + sa * self.half_length * a + su * self.radius * u + sv * self.radius * v
             for sa in (-1, 1)
@@ -203,3 +222,6 @@ class Sphere:
     def corners(self) -> np.ndarray:
         signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
         return self.center + signs * self.radius
+
+    def local_frame(self):
+        return self.center, np.eye(3), SPHERE, (float(self.radius), 0.0, 0.0)
