@@ -82,6 +82,9 @@ class FlatPanel(Device):
     rotation_angle = Cpt(ReadbackSignal, getter="_get_angle", units="deg", kind=Kind.normal)
     twin_time = Cpt(ReadbackSignal, getter="_get_time", units="s", kind=Kind.normal)
     pixel_size = Cpt(ReadbackSignal, getter="_get_pixel", units="um", kind=Kind.config)
+    #: The latest averaged image (not read into events: it is in the HDF5 file). Analysis
+    #: plans get it with ``bps.rd(flatpanel.image)``.
+    image = Cpt(ReadbackSignal, getter="_get_image", value=None, kind=Kind.omitted)
 
     def __init__(self, prefix: str = "", *, twin, data_dir: str | Path, **kwargs):
         self._twin = twin
@@ -93,6 +96,8 @@ class FlatPanel(Device):
         self._last_time = float("nan")
         self._writers: dict[int, HDF5FrameWriter] = {}
         self._staged_shape: tuple[int, int] | None = None
+        self._latest: tuple[int, np.ndarray] | None = None
+        self._n_images = 0
         super().__init__(prefix, labels=kwargs.pop("labels", {"detectors"}), **kwargs)
 
     # ---- settings ------------------------------------------------------------------------
@@ -139,6 +144,13 @@ class FlatPanel(Device):
 
     def _get_time(self) -> float:
         return self._last_time
+
+    def _get_image(self) -> np.ndarray | None:
+        return None if self._latest is None else self._latest[1]
+
+    def latest_image(self) -> tuple[int, np.ndarray] | None:
+        """``(number, image)`` of the latest image since the device was built, or None."""
+        return self._latest
 
     def _get_pixel(self) -> float:
         return self._twin.grid().pixel_mm * 1e3
@@ -187,6 +199,8 @@ class FlatPanel(Device):
             )
             self._last_angle = acq.geometry.angle_deg
             self._last_time = acq.time_s
+            self._n_images += 1
+            self._latest = (self._n_images, acq.image)
 
         run_in_twin_time(st, _acquire, threaded=self._twin.clock.time_scale > 0)
         return st

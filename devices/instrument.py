@@ -6,11 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ophyd import Signal
+
 from nanoct.devices.flatpanel import FlatPanel
 from nanoct.devices.sim.specimens import Specimen
 from nanoct.devices.sim.twin import CTTwin, Instabilities
 from nanoct.devices.stages import GeometryReadout, RotationStage, SampleManipulator
 from nanoct.devices.tube import Shutter, XrayTube
+from nanoct.devices.waiter import TwinWaiter
+from nanoct.devices.wire import WireMonitor, WireRegions, wire_regions
 
 __all__ = ["SubMicronCT", "default_data_dir", "sub_um_ct"]
 
@@ -36,6 +40,11 @@ class SubMicronCT:
     manipulator: SampleManipulator
     geometry: GeometryReadout
     flatpanel: FlatPanel
+    wire: WireMonitor
+    waiter: TwinWaiter
+    #: Scan bookkeeping read into events by the CT plans.
+    projection_index: Signal
+    flat_block: Signal
 
     def devices(self) -> dict[str, object]:
         """The ophyd devices by name (for a namespace or a ``%wa``)."""
@@ -46,7 +55,17 @@ class SubMicronCT:
             "manipulator": self.manipulator,
             "geometry": self.geometry,
             "flatpanel": self.flatpanel,
+            "wire": self.wire,
+            "waiter": self.waiter,
         }
+
+    def wire_regions(self) -> WireRegions | None:
+        """Detector regions of the reference wire's arms for the present geometry/binning."""
+        wp = self.twin.wire_projection()
+        if wp is None:
+            return None
+        shape = self.twin.detector.shape(self.twin.binning)
+        return wire_regions(wp["row"], wp["col"], wp["diameter_px"], wp["arm_px"], shape)
 
 
 def sub_um_ct(
@@ -89,12 +108,19 @@ def sub_um_ct(
         **twin_options,
     )
     data = Path(data_dir) if data_dir is not None else default_data_dir()
-    return SubMicronCT(
+    flatpanel = FlatPanel(name="flatpanel", twin=twin, data_dir=data, labels={"detectors"})
+    ct = SubMicronCT(
         twin=twin,
         tube=XrayTube(name="tube", twin=twin),
         shutter=Shutter(name="shutter", twin=twin),
         rotation=RotationStage(name="rotation", twin=twin, labels={"motors"}),
         manipulator=SampleManipulator(name="manipulator", twin=twin, labels={"motors"}),
         geometry=GeometryReadout(name="geometry", twin=twin),
-        flatpanel=FlatPanel(name="flatpanel", twin=twin, data_dir=data, labels={"detectors"}),
+        flatpanel=flatpanel,
+        wire=None,  # set below: its regions come from the instrument
+        waiter=TwinWaiter(name="waiter", clock=twin.clock),
+        projection_index=Signal(name="projection_index", value=-1),
+        flat_block=Signal(name="flat_block", value=-1),
     )
+    ct.wire = WireMonitor(name="wire", image_source=flatpanel.latest_image, regions=ct.wire_regions)
+    return ct

@@ -6,6 +6,9 @@ twin's tube model (range per quantity, power limit per focus mode) before anythi
 
 from __future__ import annotations
 
+import threading
+import time
+
 from ophyd import Component as Cpt
 from ophyd import Device, Kind
 
@@ -74,7 +77,36 @@ class XrayTube(Device):
 
     def __init__(self, prefix: str = "", *, twin, **kwargs):
         self._twin = twin
+        self._monitor: threading.Thread | None = None
         super().__init__(prefix, **kwargs)
+        # Publish flux and current whenever twin time advances, so suspenders and monitors
+        # subscribed to them see dropouts as they happen (as an EPICS monitor would).
+        twin.clock.add_listener(self._publish)
+
+    def _publish(self, _t: float | None = None) -> None:
+        for sig in (self.flux, self.current_rbv):
+            value = sig.get()
+            sig._run_subs(
+                sub_type=sig.SUB_VALUE, value=value, old_value=None, timestamp=time.time()
+            )
+
+    def start_monitoring(self, period_s: float = 0.1) -> None:
+        """Publish flux and current every ``period_s`` wall seconds on a daemon thread.
+
+        Needed only when the twin runs in real time (``time_scale > 0``) and something must see
+        the flux change while the instrument is idle (a suspender waiting for recovery). In the
+        event-driven mode, values are published whenever twin time advances.
+        """
+        if self._monitor is not None:
+            return
+
+        def _loop() -> None:
+            while True:
+                time.sleep(period_s)
+                self._publish()
+
+        self._monitor = threading.Thread(target=_loop, daemon=True, name=f"{self.name}-monitor")
+        self._monitor.start()
 
     @property
     def _tube(self):

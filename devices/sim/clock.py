@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["SimClock"]
 
@@ -46,6 +47,7 @@ class SimClock:
         self._event_time = float(start_s)
         self._wall_origin = time.monotonic()
         self._offset = float(start_s)
+        self._listeners: list[Callable[[float], None]] = []
 
     @property
     def time_scale(self) -> float:
@@ -59,6 +61,16 @@ class SimClock:
                 return self._event_time
             return self._offset + (time.monotonic() - self._wall_origin) / self._time_scale
 
+    def add_listener(self, fn: Callable[[float], None]) -> None:
+        """Call ``fn(twin_time)`` after every :meth:`advance` (monitors of slow quantities such
+        as the tube's flux use it to publish new values)."""
+        self._listeners.append(fn)
+
+    def _notify(self, t: float) -> float:
+        for fn in list(self._listeners):
+            fn(t)
+        return t
+
     def advance(self, dt_s: float) -> float:
         """Let ``dt_s`` twin seconds pass (sleeping ``dt_s * time_scale`` wall seconds).
 
@@ -70,9 +82,10 @@ class SimClock:
         if self._time_scale == 0.0:
             with self._lock:
                 self._event_time += dt_s
-                return self._event_time
+                t = self._event_time
+            return self._notify(t)
         time.sleep(dt_s * self._time_scale)
-        return self.now()
+        return self._notify(self.now())
 
     def wait(self, dt_s: float) -> float:
         """Alias of :meth:`advance` for the user-facing 'let the instrument sit' action."""

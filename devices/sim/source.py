@@ -134,6 +134,7 @@ class FXE160:
         self.txi = True
         self.xray_on = True
         self._spectra: dict[tuple[float, int], Spectrum] = {}
+        self._dropouts: list[tuple[float, float, float]] = []
 
     # ---- settings -------------------------------------------------------------------------
     def validate(
@@ -204,6 +205,21 @@ class FXE160:
             self._spectra[key] = fine.rebinned(n_bins)
         return self._spectra[key]
 
+    def inject_dropout(self, start_s: float, duration_s: float, level: float = 0.2) -> None:
+        """Fault injection: between twin times ``start_s`` and ``start_s + duration_s`` the
+        emission collapses to ``level`` of nominal (a filament or high-voltage glitch that the
+        TXI loop cannot compensate). Used to test suspenders and the CT plan's recovery."""
+        if not (duration_s > 0 and 0.0 <= level < 1.0):
+            raise ValueError(f"duration_s={duration_s!r} must be > 0 and level={level!r} in [0, 1)")
+        self._dropouts.append((float(start_s), float(start_s) + float(duration_s), float(level)))
+
+    def _dropout_level(self, t: float) -> float:
+        level = 1.0
+        for t0, t1, lv in self._dropouts:
+            if t0 <= t < t1:
+                level = min(level, lv)
+        return level
+
     # ---- time-dependent behaviour ---------------------------------------------------------
     def _age_s(self, t: float) -> float:
         return max(t - self.switched_on_at_s, 0.0)
@@ -256,6 +272,9 @@ class FXE160:
             output = 1.0 + 0.05 * (raw - 1.0)
             current = float(np.clip(self.current_ua * output / raw, *self.CURRENT_RANGE_UA))
             output = raw * current / self.current_ua
+        glitch = self._dropout_level(t)  # the emission current collapses during a dropout
+        current *= glitch
+        output *= glitch
         sx, sy = self.spot_offset_um(t)
         return SourceState(
             time_s=t,

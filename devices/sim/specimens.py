@@ -211,7 +211,7 @@ def sharp_edge(thickness_um: float = 50.0) -> Specimen:
 
 
 def reference_wire(
-    center_mm: tuple[float, float, float], diameter_um: float = 30.0, arm_mm: float = 0.04
+    center_mm: tuple[float, float, float], diameter_um: float = 30.0, arm_mm: float = 0.06
 ) -> Specimen:
     """The fixed 30 um tungsten cross wire of the paper (Fig. 3), in the *lab* frame.
 

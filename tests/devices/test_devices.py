@@ -19,7 +19,16 @@ def ct(tmp_path):
 
 def test_factory_builds_every_device_and_each_reads_and_describes(ct):
     devices = ct.devices()
-    assert set(devices) == {"tube", "shutter", "rotation", "manipulator", "geometry", "flatpanel"}
+    assert set(devices) == {
+        "tube",
+        "shutter",
+        "rotation",
+        "manipulator",
+        "geometry",
+        "flatpanel",
+        "wire",
+        "waiter",
+    }
     for name, dev in devices.items():
         assert isinstance(dev, Device), name
         assert isinstance(dev, Readable), name
