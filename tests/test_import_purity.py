@@ -7,9 +7,11 @@ SCRIPT = r"""
 import importlib, pkgutil, socket, threading
 
 def _refuse(*a, **k):
-    raise AssertionError("a socket was opened at import time")
+    raise AssertionError("a socket was used at import time")
 
-socket.socket = _refuse
+socket.socket.connect = _refuse
+socket.socket.connect_ex = _refuse
+socket.socket.bind = _refuse
 socket.create_connection = _refuse
 before = threading.active_count()
 import nanoct, nanoct.devices, nanoct.plans, nanoct.callbacks, nanoct.recon
