@@ -81,6 +81,9 @@ class FlatPanel(Device):
     )
     rotation_angle = Cpt(ReadbackSignal, getter="_get_angle", units="deg", kind=Kind.normal)
     twin_time = Cpt(ReadbackSignal, getter="_get_time", units="s", kind=Kind.normal)
+    #: Lowest relative source output (the tube's TXI monitor) during the latest image's frames;
+    #: a real installation logs the monitor during the exposure the same way.
+    flux_min = Cpt(ReadbackSignal, getter="_get_flux_min", units="relative", kind=Kind.normal)
     pixel_size = Cpt(ReadbackSignal, getter="_get_pixel", units="um", kind=Kind.config)
     #: The latest averaged image (not read into events: it is in the HDF5 file). Analysis
     #: plans get it with ``bps.rd(flatpanel.image)``.
@@ -94,6 +97,7 @@ class FlatPanel(Device):
         self._key = 0
         self._last_angle = float("nan")
         self._last_time = float("nan")
+        self._last_flux_min = float("nan")
         self._writers: dict[int, HDF5FrameWriter] = {}
         self._staged_shape: tuple[int, int] | None = None
         self._latest: tuple[int, np.ndarray] | None = None
@@ -144,6 +148,9 @@ class FlatPanel(Device):
 
     def _get_time(self) -> float:
         return self._last_time
+
+    def _get_flux_min(self) -> float:
+        return self._last_flux_min
 
     def _get_image(self) -> np.ndarray | None:
         return None if self._latest is None else self._latest[1]
@@ -199,6 +206,7 @@ class FlatPanel(Device):
             )
             self._last_angle = acq.geometry.angle_deg
             self._last_time = acq.time_s
+            self._last_flux_min = float(acq.flux_min)
             self._n_images += 1
             self._latest = (self._n_images, acq.image)
 

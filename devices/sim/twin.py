@@ -60,6 +60,7 @@ class Acquisition:
     source: SourceState
     geometry: CTGeometry
     shutter_open: bool
+    flux_min: float  # lowest relative source output over the frames (TXI monitor)
 
 
 # Motion speeds of the twin's stages (assumptions; they only set how much twin time moves take).
@@ -273,9 +274,18 @@ class CTTwin:
         return self._detected[key]
 
     def deposited_energy(
-        self, exposure_s: float, *, time_s: float | None = None, grid: DetectorGrid | None = None
+        self,
+        exposure_s: float,
+        *,
+        time_s: float | None = None,
+        grid: DetectorGrid | None = None,
+        unit_current: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Expected keV per native pixel area and ``<E^2>/<E>`` for an exposure now."""
+        """Expected keV per native pixel area and ``<E^2>/<E>`` for an exposure now.
+
+        ``unit_current`` renders for an effective tube current of 1 uA (the caller scales by
+        the current of each frame).
+        """
         state = self.tube.state(time_s)
         grid = grid or self.grid()
         if not (self.shutter_open and state.xray_on):
@@ -283,6 +293,8 @@ class CTTwin:
                 np.zeros((grid.rows, grid.cols), np.float32),
                 np.ones((grid.rows, grid.cols), np.float32),
             )
+        if unit_current:
+            state = replace(state, effective_current_ua=1.0)
         return self.renderer.deposited_energy(
             source=state,
             geometry=self.geometry(),
@@ -310,26 +322,34 @@ class CTTwin:
         self.detector.validate(exposure_s=exposure_s, frames=frames)
         wall0 = time.monotonic()
         duration = self.acquisition_time_s(exposure_s, frames)
-        t_mid = self.clock.now() + duration / 2.0
-        deposited, e_var = self.deposited_energy(exposure_s, time_s=t_mid)
+        t0 = self.clock.now()
+        t_mid = t0 + duration / 2.0
+        period = duration / frames
+        # the source during each frame: dropouts and flux changes hit the frames they overlap
+        states = [self.tube.state(t0 + k * period + exposure_s / 2.0) for k in range(frames)]
+        per_frame_current = np.array([st.effective_current_ua for st in states])
+        deposited, e_var = self.deposited_energy(exposure_s, time_s=t_mid, unit_current=True)
         image = self.detector.read_frames(
             deposited,
             e_var,
             binning=self.binning,
             exposure_s=exposure_s,
             frames=frames,
-            frame_scale=self.tube.flicker(frames),
+            frame_scale=per_frame_current * self.tube.flicker(frames),
         )
         state = self.tube.state(t_mid)
         geometry = self.geometry()
+        flux_min = min(st.output_factor for st in states)
         spent = time.monotonic() - wall0
         if self.clock.time_scale > 0:
+            # the wall clock carries the twin forward
             time.sleep(max(duration * self.clock.time_scale - spent, 0.0))
-            # the wall clock carried the twin forward
+            self.clock.advance(0.0)  # tell the listeners
         else:
             self.clock.advance(duration)
         return Acquisition(
-            image, t_mid, duration, exposure_s, frames, state, geometry, self.shutter_open
+            image, t_mid, duration, exposure_s, frames, state, geometry, self.shutter_open,
+            flux_min,
         )
 
     # ---- reference wire ------------------------------------------------------------------

@@ -1,0 +1,425 @@
+"""The CT scan of the paper: darks, interleaved flat blocks, averaged projections, reference wire.
+
+One run holds three streams:
+
+- ``dark``: shutter closed (the tube stays on, so its thermal state is not disturbed),
+  ``flatpanel_image_key == 2``;
+- ``flat``: specimen moved out of the beam, ``flatpanel_image_key == 1``, a ``flat_block`` index
+  per frame; a block at the start, before every ``flat_every``-th projection and at the end
+  (250 angles with ``flat_every=100`` give blocks before projections 0, 100, 200 and 250);
+- ``primary``: one event per angle, ``flatpanel_image_key == 0``, with the rotation angle, the
+  twin time, the tube's readbacks, the flux minimum during the exposure, the reference wire's
+  shadow position and width (``wire_x_px``, ``wire_y_px``, ``wire_width_px``) and
+  ``projection_index``.
+
+Every frame is preceded by a ``checkpoint``: a pause or a suspension rewinds to the frame in
+progress, so no angle is lost or repeated. A projection during which the source dropped below
+``min_flux`` is dropped (never saved); the plan waits, in instrument time, for the flux to
+recover, takes a fresh flat block and repeats that angle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
+
+from nanoct.devices.flatpanel import IMAGE_KEYS
+
+__all__ = [
+    "ANGLE_RANGE_DEG",
+    "CTSchedule",
+    "ct_scan",
+    "dark_block",
+    "flat_block",
+    "plan_ct",
+    "projection",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Angles a scan may use, deg (two full turns either side of zero would be a user error).
+ANGLE_RANGE_DEG = (-360.0, 720.0)
+
+
+@dataclass(frozen=True)
+class CTSchedule:
+    """A validated CT: what will be acquired and in which order."""
+
+    angles_deg: tuple[float, ...]
+    exposure_s: float
+    frames_per_projection: int
+    flat_every: int
+    num_darks: int
+    num_flats: int
+    darks_after: bool
+    min_flux: float
+    #: projection indices before which a flat block is taken (the last equals num_angles)
+    flat_blocks_before: tuple[int, ...]
+
+    @property
+    def num_angles(self) -> int:
+        return len(self.angles_deg)
+
+    def frame_count(self) -> dict[str, int]:
+        """Images per stream (without dropout repeats)."""
+        return {
+            "dark": self.num_darks * (2 if self.darks_after else 1),
+            "flat": self.num_flats * len(self.flat_blocks_before),
+            "primary": self.num_angles,
+        }
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name}={value!r} must be an integer {rng}")
+    return int(value)
+
+
+def plan_ct(
+    *,
+    num_angles: int | None = None,
+    exposure_s: float = 5.0,
+    frames_per_projection: int = 4,
+    flat_every: int = 100,
+    num_darks: int = 10,
+    num_flats: int = 10,
+    angles_deg: Sequence[float] | None = None,
+    darks_after: bool = True,
+    min_flux: float = 0.8,
+    exposure_range_s: tuple[float, float] = (0.01, 60.0),
+    max_frames: int = 64,
+) -> CTSchedule:
+    """Validate a CT's arguments and work out its schedule; raises ValueError naming the
+    parameter, the value and the allowed range. Nothing moves."""
+    lo, hi = exposure_range_s
+    if not (isinstance(exposure_s, int | float) and lo <= exposure_s <= hi):
+        raise ValueError(f"exposure_s={exposure_s!r} must lie in [{lo}, {hi}] s")
+    frames = _check_int("frames_per_projection", frames_per_projection, 1, max_frames)
+    every = _check_int("flat_every", flat_every, 1)
+    darks = _check_int("num_darks", num_darks, 0)
+    flats = _check_int("num_flats", num_flats, 1)
+    if not 0.0 <= min_flux < 1.0:
+        raise ValueError(f"min_flux={min_flux!r} must lie in [0, 1) (relative to nominal)")
+    if angles_deg is None:
+        n = _check_int("num_angles", 1600 if num_angles is None else num_angles, 1)
+        angles = tuple(float(a) for a in np.arange(n) * (360.0 / n))
+    else:
+        angles = tuple(float(a) for a in np.asarray(angles_deg, dtype=float).ravel())
+        if len(angles) < 1:
+            raise ValueError("angles_deg must hold at least one angle")
+        if num_angles is not None and num_angles != len(angles):
+            raise ValueError(
+                f"num_angles={num_angles!r} contradicts len(angles_deg)={len(angles)}; "
+                "give one or the other"
+            )
+        a = np.asarray(angles)
+        if not np.all(np.isfinite(a)):
+            raise ValueError("angles_deg must be finite numbers")
+        if np.any(np.diff(a) <= 0):
+            k = int(np.flatnonzero(np.diff(a) <= 0)[0])
+            raise ValueError(
+                f"angles_deg must increase strictly; angles_deg[{k + 1}]={float(a[k + 1])!r} "
+                f"follows {float(a[k])!r}"
+            )
+        lo_a, hi_a = ANGLE_RANGE_DEG
+        if a[0] < lo_a or a[-1] > hi_a:
+            raise ValueError(
+                f"angles_deg span [{float(a[0])!r}, {float(a[-1])!r}] leaves the allowed range "
+                f"[{lo_a}, {hi_a}] deg"
+            )
+    n = len(angles)
+    before = (*range(0, n, every), n)
+    return CTSchedule(
+        angles,
+        float(exposure_s),
+        frames,
+        every,
+        darks,
+        flats,
+        bool(darks_after),
+        float(min_flux),
+        before,
+    )
+
+
+# ---- plan stubs (no runs opened or closed here) ----------------------------------------------
+def _trigger_and_save(detectors: list, stream: str):
+    """checkpoint, then trigger the flat panel and save one event of ``detectors``."""
+    yield from bps.checkpoint()
+    yield from bps.trigger_and_read(detectors, name=stream)
+
+
+def dark_block(ct, num_darks: int):
+    """``num_darks`` dark images (shutter closed) into stream ``dark``."""
+    if num_darks <= 0:
+        return
+    yield from bps.mv(ct.shutter, "closed", ct.flatpanel.image_key, IMAGE_KEYS["dark"])
+    for _ in range(num_darks):
+        yield from _trigger_and_save([ct.flatpanel, ct.tube], "dark")
+    yield from bps.mv(ct.shutter, "open", ct.flatpanel.image_key, IMAGE_KEYS["projection"])
+
+
+def flat_block(ct, num_flats: int):
+    """A block of ``num_flats`` flats (specimen out of the beam) into stream ``flat``; the
+    block index (``flat_block``) counts up through the run."""
+    block = (yield from bps.rd(ct.flat_block)) + 1
+    x_in = yield from bps.rd(ct.manipulator.x)
+    x_out = ct.manipulator.out_of_beam_x()
+    yield from bps.checkpoint()
+    yield from bps.mv(ct.flat_block, block)
+    yield from bps.mv(ct.manipulator.x, x_out, ct.flatpanel.image_key, IMAGE_KEYS["flat"])
+    for _ in range(num_flats):
+        yield from _trigger_and_save([ct.flatpanel, ct.tube, ct.flat_block], "flat")
+    yield from bps.mv(ct.manipulator.x, x_in, ct.flatpanel.image_key, IMAGE_KEYS["projection"])
+    logger.info("flat block %d taken", block)
+
+
+def projection(ct, index: int, angle_deg: float, *, min_flux: float = 0.0):
+    """One projection at ``angle_deg`` into stream ``primary``.
+
+    Returns True if it was saved, False if it was dropped because the source's output fell
+    below ``min_flux`` during the exposure.
+    """
+    yield from bps.checkpoint()
+    yield from bps.mv(ct.rotation, angle_deg, ct.projection_index, index)
+    yield from bps.trigger(ct.flatpanel, group="projection")
+    yield from bps.wait(group="projection")
+    yield from bps.create("primary")
+    reading = yield from bps.read(ct.flatpanel)
+    for obj in (ct.tube, ct.wire, ct.rotation, ct.projection_index):
+        yield from bps.read(obj)
+    flux = reading[f"{ct.flatpanel.name}_flux_min"]["value"] if reading else 1.0
+    if flux < min_flux:
+        yield from bps.drop()
+        logger.warning(
+            "projection %d at %.3f deg dropped: flux fell to %.2f", index, angle_deg, flux
+        )
+        return False
+    yield from bps.save()
+    return True
+
+
+def wait_for_flux(ct, *, resume_flux: float, poll_s: float = 30.0, max_wait_s: float = 3600.0):
+    """Wait in instrument time until the tube's flux is back above ``resume_flux``."""
+    waited = 0.0
+    while (yield from bps.rd(ct.tube.flux)) < resume_flux:
+        if waited >= max_wait_s:
+            raise RuntimeError(
+                f"the tube's flux did not recover above {resume_flux} within {max_wait_s} s; "
+                "the run is closed with every image taken so far saved"
+            )
+        yield from bps.mv(ct.waiter, poll_s)
+        waited += poll_s
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
+    """Everything a reconstruction needs, read from the instrument now."""
+    tw = ct.twin
+    geom = tw.geometry()
+    grid = tw.grid()
+    wire = tw.wire_projection()
+    md: dict[str, Any] = {
+        "instrument": "sub_um_ct",
+        "specimen": tw.specimen.name,
+        "seed": tw.seed,
+        "time_scale": tw.clock.time_scale,
+        "num_angles": sched.num_angles,
+        "angles_deg": list(sched.angles_deg),
+        "exposure_s": sched.exposure_s,
+        "frames_per_projection": sched.frames_per_projection,
+        "flat_every": sched.flat_every,
+        "num_darks": sched.num_darks,
+        "num_flats": sched.num_flats,
+        "darks_after": sched.darks_after,
+        "flat_blocks_before": list(sched.flat_blocks_before),
+        "expected_frames": sched.frame_count(),
+        "geometry": {
+            "sod_mm": geom.sod_mm,
+            "sdd_mm": geom.sdd_mm,
+            "magnification": geom.magnification,
+            "voxel_size_um": geom.voxel_size_um(grid.pixel_mm),
+            "detector_pixel_um": grid.pixel_mm * 1e3,
+            "binning": tw.binning,
+            "detector_shape": [grid.rows, grid.cols],
+            "detector_offset_u_mm": grid.offset_u_mm,
+            "detector_offset_v_mm": grid.offset_v_mm,
+            "axis_x_mm": geom.axis_x_mm,
+            "axis_y_mm": geom.axis_y_mm,
+            "wobble_urad": geom.wobble_urad,
+            "rotation_sense": "counter-clockwise seen from above (right-handed about +y)",
+        },
+        "tube": {
+            "model": "Feinfocus FXE 160",
+            "voltage_kv": tw.tube.voltage_kv,
+            "current_ua": tw.tube.current_ua,
+            "focus_mode": tw.tube.mode,
+            "spot_size_um": tw.tube.focus_mode.spot_size_um,
+            "txi": tw.tube.txi,
+        },
+        "detector": {
+            "model": "Hamamatsu C9312SK-05",
+            "bits": tw.detector.spec.bits,
+            "image_dtype": "float32 (mean of averaged frames, ADU)",
+        },
+        "reference_wire": None,
+        "instabilities": asdict(tw.instabilities),
+        "expected_duration_s": estimate_duration_s(ct, sched),
+    }
+    if wire is not None:
+        md["reference_wire"] = {
+            "center_mm": list(tw.wire_center_mm),
+            "diameter_um": 30.0,
+            "magnification": wire["magnification"],
+            "row": wire["row"],
+            "col": wire["col"],
+            "diameter_px": wire["diameter_px"],
+        }
+    return md
+
+
+def estimate_duration_s(ct, sched: CTSchedule) -> dict[str, float]:
+    """Instrument time the scan should take: per projection, per flat block, in all (s)."""
+    tw = ct.twin
+    step = 360.0 / max(sched.num_angles, 1)
+    proj = tw.acquisition_time_s(sched.exposure_s, sched.frames_per_projection)
+    proj += tw.move_time_s("angle_deg", tw.angle_deg + step)
+    out_x = tw.out_of_beam_x_mm()
+    move = 2 * (abs(out_x - tw.axis_x_mm) / 1.0 + 0.2)
+    flat = move + sched.num_flats * tw.acquisition_time_s(
+        sched.exposure_s, sched.frames_per_projection
+    )
+    dark = sched.num_darks * tw.acquisition_time_s(sched.exposure_s, sched.frames_per_projection)
+    total = (
+        sched.num_angles * proj
+        + len(sched.flat_blocks_before) * flat
+        + dark * (2 if sched.darks_after else 1)
+    )
+    return {"per_projection_s": proj, "per_flat_block_s": flat, "total_s": total}
+
+
+def ct_scan(
+    ct,
+    *,
+    num_angles: int | None = None,
+    exposure_s: float = 5.0,
+    frames_per_projection: int = 4,
+    flat_every: int = 100,
+    num_darks: int = 10,
+    num_flats: int = 10,
+    angles_deg: Sequence[float] | None = None,
+    darks_after: bool = True,
+    min_flux: float = 0.8,
+    resume_flux: float = 0.95,
+    md: dict[str, Any] | None = None,
+):
+    """Cone-beam CT with darks, interleaved flat blocks, frame averaging and the reference wire.
+
+    Parameters
+    ----------
+    ct : SubMicronCT
+        The instrument (:func:`nanoct.devices.sub_um_ct`).
+    num_angles : int, optional
+        Projections over 360 deg; default 1600 (the paper). Give either this or ``angles_deg``.
+    exposure_s : float
+        Exposure of one frame. The paper: 5 s.
+    frames_per_projection : int
+        Frames averaged into each image (projections, flats and darks). The paper: 4.
+    flat_every : int
+        A flat block before every ``flat_every``-th projection (and at the start and the end).
+        The paper: 100.
+    num_darks, num_flats : int
+        Images per dark block (before, and after if ``darks_after``) and per flat block.
+    angles_deg : sequence of float, optional
+        Explicit, strictly increasing angles in [-360, 720] deg.
+    min_flux, resume_flux : float
+        A projection during which the source fell below ``min_flux`` (relative output) is
+        dropped; the plan waits until the flux is back above ``resume_flux``, takes a fresh flat
+        block and repeats the angle.
+    md : dict, optional
+        Metadata merged into the start document.
+
+    Yields
+    ------
+    Msg
+        Bluesky messages; returns the run's uid.
+    """
+    spec = ct.twin.detector.spec
+    sched = plan_ct(
+        num_angles=num_angles,
+        exposure_s=exposure_s,
+        frames_per_projection=frames_per_projection,
+        flat_every=flat_every,
+        num_darks=num_darks,
+        num_flats=num_flats,
+        angles_deg=angles_deg,
+        darks_after=darks_after,
+        min_flux=min_flux,
+        exposure_range_s=spec.exposure_range_s,
+        max_frames=spec.max_frames,
+    )
+    if not min_flux <= resume_flux <= 1.5:
+        raise ValueError(f"resume_flux={resume_flux!r} must lie in [min_flux={min_flux}, 1.5]")
+    ct.manipulator.out_of_beam_x()  # raises now if the specimen cannot leave the beam
+
+    _md = {
+        "plan_name": "ct_scan",
+        "plan_args": {
+            "ct": repr(type(ct).__name__),
+            "num_angles": sched.num_angles,
+            "exposure_s": exposure_s,
+            "frames_per_projection": frames_per_projection,
+            "flat_every": flat_every,
+            "num_darks": num_darks,
+            "num_flats": num_flats,
+            "angles_deg": None if angles_deg is None else list(sched.angles_deg),
+            "darks_after": darks_after,
+            "min_flux": min_flux,
+            "resume_flux": resume_flux,
+        },
+        "detectors": [ct.flatpanel.name],
+        "motors": [ct.rotation.name],
+        "num_points": sched.num_angles,
+        "hints": {"dimensions": [([ct.rotation.name], "primary")]},
+        "wall_start": time.time(),
+    }
+    _md.update(_start_metadata(ct, sched))
+    _md.update(md or {})
+
+    @bpp.stage_decorator([ct.flatpanel])
+    @bpp.run_decorator(md=_md)
+    def inner():
+        yield from bps.mv(
+            ct.flatpanel.exposure_time,
+            sched.exposure_s,
+            ct.flatpanel.frames_per_image,
+            sched.frames_per_projection,
+        )
+        yield from bps.mv(ct.flat_block, -1, ct.projection_index, -1)
+        yield from dark_block(ct, sched.num_darks)
+        blocks = set(sched.flat_blocks_before)
+        i = 0
+        while i < sched.num_angles:
+            if i in blocks:
+                yield from flat_block(ct, sched.num_flats)
+                blocks.discard(i)
+            saved = yield from projection(ct, i, sched.angles_deg[i], min_flux=sched.min_flux)
+            if saved:
+                i += 1
+                continue
+            yield from wait_for_flux(ct, resume_flux=resume_flux)
+            yield from flat_block(ct, sched.num_flats)
+        yield from flat_block(ct, sched.num_flats)
+        if sched.darks_after:
+            yield from dark_block(ct, sched.num_darks)
+
+    return (yield from inner())
