@@ -1,0 +1,362 @@
+"""Reconstruction speed, accuracy and memory of nanoct's kernels against installed peers.
+
+Run on demand from the repository root (never collected by pytest):
+
+    python benchmarks/recon_speed.py                  # all cases (~5 minutes on 2 cores)
+    python benchmarks/recon_speed.py --case fbp       # 2048^2 from 1600 angles
+    python benchmarks/recon_speed.py --case fdk       # 256^3 from 360 projections
+    python benchmarks/recon_speed.py --case memory    # chunked 1024^3 FDK, 36 projections
+    python benchmarks/recon_speed.py --quick          # small sizes, a smoke test
+
+Cases
+-----
+fbp     parallel-beam FBP (ram-lak) of an analytic ellipse phantom: exact line integrals,
+        RMSE against the pixel-averaged phantom. nanoct vs astra-toolbox CPU FBP (when
+        installed) and midas-tomo gridrec (when installed; ramp filter, its output moved half
+        a pixel onto nanoct's grid by a Fourier shift).
+fdk     cone-beam FDK of an analytic ellipsoid phantom (magnification 4). nanoct vs itk-rtk
+        CPU FDK (when installed; its orientation and scale measured on a small phantom with
+        nanoct.recon.backends.calibrate_cone).
+memory  a chunked 1024^3 FDK from 36 projections of 1024^2 into a preallocated float32
+        volume (4 GiB), in a fresh process: peak RSS and traced allocations beyond the volume
+        and the projections.
+
+Times are the best of ``--repeat`` (2) wall-clock runs (astra's 70 s FBP: one run) in one
+process after a warm-up (numba compiled); "G/s" is
+voxel-angle updates per second (n_voxels x n_angles / time). Ratios compare runs of the same
+invocation, since the shared 2-core machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+
+from nanoct.recon.backends import apply_transform, calibrate_cone, calibrate_parallel, reconstruct
+from nanoct.recon.fbp import fbp
+from nanoct.recon.fdk import fdk
+
+ELLIPSES = [  # (x0, y0, a, b, phi, value) in units of the half width
+    (0.0, 0.0, 0.69, 0.92, 0.0, 1.0),
+    (0.0, -0.0184, 0.6624, 0.874, 0.0, -0.8),
+    (0.22, 0.0, 0.11, 0.31, -0.31, -0.2),
+    (-0.22, 0.0, 0.16, 0.41, 0.31, -0.2),
+    (0.0, 0.35, 0.21, 0.25, 0.0, 0.1),
+    (0.0, 0.1, 0.046, 0.046, 0.0, 0.1),
+    (-0.08, -0.605, 0.046, 0.023, 0.0, 0.1),
+    (0.06, -0.605, 0.023, 0.046, 0.0, 0.1),
+]
+ELLIPSOIDS = [  # (x, y, z, a, b, c, mu) in units of the half width, mu in 1/mm
+    (0.0, 0.0, 0.0, 0.69, 0.6, 0.8, 1.0),
+    (0.0, 0.03, 0.0, 0.64, 0.55, 0.75, -0.6),
+    (0.2, -0.12, -0.4, 0.15, 0.15, 0.15, 0.8),
+    (-0.24, 0.18, 0.45, 0.18, 0.12, 0.15, 0.6),
+    (0.06, 0.24, 0.06, 0.09, 0.09, 0.09, 1.2),
+]
+
+
+def rmse(a, b) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a, np.float64) - b) ** 2)))
+
+
+REPEAT = 2  # runs per measurement (the best counts: the shared machine is noisy)
+
+
+def timed(fn, *args, repeat=None, **kwargs):
+    best = float("inf")
+    for _ in range(REPEAT if repeat is None else repeat):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+# --------------------------------------------------------------------------- phantoms
+def ellipse_sinogram(n, angles):
+    half = 0.45 * n
+    u = np.arange(n) - (n - 1) / 2
+    out = np.zeros((angles.size, n), np.float64)
+    for x0, y0, a, b, phi, val in ELLIPSES:
+        x0, y0, a, b = x0 * half, y0 * half, a * half, b * half
+        th = angles[:, None] - phi
+        a2 = (a * np.cos(th)) ** 2 + (b * np.sin(th)) ** 2
+        s = u[None, :] - (x0 * np.cos(angles) + y0 * np.sin(angles))[:, None]
+        inside = s**2 < a2
+        out += np.where(inside, 2 * val * a * b * np.sqrt(np.where(inside, a2 - s**2, 0)) / a2, 0)
+    return out.astype(np.float32)
+
+
+def ellipse_image(n, oversample=2):
+    half = 0.45 * n
+    f = (np.arange(n * oversample) + 0.5) / oversample - 0.5 - (n - 1) / 2
+    img = np.zeros((n, n))
+    for r0 in range(0, n, 256):  # bands of rows keep the temporaries small
+        y, x = np.meshgrid(f[r0 * oversample : (r0 + 256) * oversample], f, indexing="ij")
+        band = np.zeros_like(x)
+        for x0, y0, a, b, phi, val in ELLIPSES:
+            c, s = np.cos(phi), np.sin(phi)
+            xr = (x - x0 * half) * c + (y - y0 * half) * s
+            yr = -(x - x0 * half) * s + (y - y0 * half) * c
+            band += val * ((xr / (a * half)) ** 2 + (yr / (b * half)) ** 2 <= 1)
+        rows = band.shape[0] // oversample
+        img[r0 : r0 + rows] = band.reshape(rows, oversample, n, oversample).mean(axis=(1, 3))
+    return img
+
+
+def ellipsoid_projections(n, angles, geo):
+    """Exact cone-beam line integrals on an n x n detector (ellipsoids in mm)."""
+    half = 0.45 * n * geo["pixel_mm"] * geo["sod_mm"] / geo["sdd_mm"]
+    pix, sod, sdd = geo["pixel_mm"], geo["sod_mm"], geo["sdd_mm"]
+    u = (np.arange(n) - (n - 1) / 2) * pix
+    uu, vv = np.meshgrid(u, u)
+    out = np.zeros((angles.size, n, n), np.float32)
+    for k, th in enumerate(angles):
+        c, s = np.cos(th), np.sin(th)
+        src = np.array([sod * s, -sod * c, 0.0])
+        d = np.stack([uu * c - sdd * s, uu * s + sdd * c, vv], axis=-1)
+        d /= np.linalg.norm(d, axis=-1, keepdims=True)
+        for x, y, z, a, b, cc, mu in ELLIPSOIDS:
+            axes = np.array([a, b, cc]) * half
+            o = (src - np.array([x, y, z]) * half) / axes
+            dd = d / axes
+            qa = (dd * dd).sum(-1)
+            qb = 2 * (dd * o).sum(-1)
+            disc = qb * qb - 4 * qa * (o @ o - 1)
+            out[k] += mu * np.sqrt(np.maximum(disc, 0)) / qa
+    return out, half
+
+
+def ellipsoid_volume(n, half, vox):
+    f = (np.arange(n) - (n - 1) / 2) * vox
+    vol = np.zeros((n, n, n), np.float32)
+    for k in range(n):  # slice by slice: voxel centres
+        y, x = np.meshgrid(f, f, indexing="ij")
+        for x0, y0, z0, a, b, c, mu in ELLIPSOIDS:
+            r = ((x - x0 * half) / (a * half)) ** 2 + ((y - y0 * half) / (b * half)) ** 2
+            vol[k] += mu * (r + ((f[k] - z0 * half) / (c * half)) ** 2 <= 1)
+    return vol
+
+
+# --------------------------------------------------------------------------- peers
+def midas_fbp(sino, angles, center):
+    """midas-tomo gridrec (ramp) of one sinogram, on nanoct's grid and centre convention."""
+    import scipy.ndimage
+    from midas_tomo.api import run_tomo_from_sinos
+
+    n = sino.shape[-1]
+    with tempfile.TemporaryDirectory() as work, _quiet_stdout():
+        cube = run_tomo_from_sinos(
+            sino, work, np.degrees(angles), shifts=n / 2 - center, filter_nr=4,
+            auto_centering=False, n_cpus=os.cpu_count() or 1,
+        )  # fmt: skip
+    rec = np.asarray(cube[0, 0], np.float64)
+    # midas puts the axis at (X/2 - 1, X/2 - 1); nanoct at ((X - 1)/2, (X - 1)/2)
+    spec = scipy.ndimage.fourier_shift(np.fft.fft2(rec), (0.5, 0.5))
+    return np.fft.ifft2(spec).real
+
+
+def rtk_fdk(proj, angles, geo, shape, vox):
+    """itk-rtk CPU FDK; returns (vertical, beam, x) before calibration."""
+    import itk
+    from itk import RTK as rtk
+
+    nr, nc = proj.shape[1:]
+    pix = geo["pixel_mm"]
+    g = rtk.ThreeDCircularProjectionGeometry.New()
+    for a in angles:
+        g.AddProjection(
+            geo["sod_mm"], geo["sdd_mm"], float(np.degrees(a)),
+            geo.get("offset_u_mm", 0.0), geo.get("offset_v_mm", 0.0),
+        )  # fmt: skip
+    image_type = itk.Image[itk.F, 3]
+    pimg = itk.image_from_array(np.ascontiguousarray(proj, np.float32))
+    pimg.SetSpacing([pix, pix, 1.0])
+    pimg.SetOrigin([-(nc - 1) / 2 * pix, -(nr - 1) / 2 * pix, 0.0])
+    nz, ny, nx = shape
+    src = rtk.ConstantImageSource[image_type].New()
+    src.SetOrigin([-(nx - 1) / 2 * vox, -(nz - 1) / 2 * vox, -(ny - 1) / 2 * vox])
+    src.SetSpacing([vox, vox, vox])
+    src.SetSize([nx, nz, ny])
+    src.SetConstant(0.0)
+    f = rtk.FDKConeBeamReconstructionFilter[image_type].New()
+    f.SetInput(0, src.GetOutput())
+    f.SetInput(1, pimg)
+    f.SetGeometry(g)
+    f.Update()
+    return itk.array_from_image(f.GetOutput()).transpose(1, 0, 2)
+
+
+def _have(module: str) -> str | None:
+    try:
+        __import__(module)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# --------------------------------------------------------------------------- cases
+def case_fbp(n, na):
+    angles = np.arange(na) * np.pi / na
+    print(f"\n== FBP {n}^2 from {na} angles (parallel beam, ram-lak) ==")
+    sino = ellipse_sinogram(n, angles)
+    img = ellipse_image(n)
+    fbp(sino[:, :64], angles, size=16)  # compile
+    rows = []
+    rec, t = timed(fbp, sino, angles)
+    rows.append(("nanoct fbp", t, rmse(rec, img)))
+    why = _have("astra")
+    if why is None:
+        rec, t = timed(reconstruct, sino, angles, algorithm="fbp", backend="astra", repeat=1)
+        rows.append(("astra CPU FBP (linear)", t, rmse(rec, img)))
+    else:
+        print(f"  astra: skipped ({why}); pip install astra-toolbox")
+    why = _have("midas_tomo")
+    if why is None:
+        cal = calibrate_parallel(lambda s, a, c: midas_fbp(s, a, c), n=64)
+        ours = calibrate_parallel(lambda s, a, c: fbp(s, a, center_col=c), n=64)
+        scale = cal.scale / ours.scale  # relative to nanoct's (the probe's partial volume)
+        print(f"  midas-tomo calibration: transform {cal.transform}, centre shift "
+              f"{cal.center_shift}, scale {scale:.4f}")  # fmt: skip
+        rec, t = timed(midas_fbp, sino, angles, (n - 1) / 2 + cal.center_shift)
+        rec = apply_transform(rec, cal.transform) * scale
+        rows.append(("midas-tomo gridrec (ramp)", t, rmse(rec, img)))
+    else:
+        print(f"  midas-tomo: skipped ({why}); needs libfftw3-dev, pkg-config and CUDA hidden")
+    _table(rows, n * n * na)
+
+
+def case_fdk(n, na):
+    geo = {"sod_mm": 20.0, "sdd_mm": 80.0, "pixel_mm": 0.2}
+    vox = geo["pixel_mm"] * geo["sod_mm"] / geo["sdd_mm"]
+    angles = np.arange(na) * 2 * np.pi / na
+    print(f"\n== FDK {n}^3 from {na} projections of {n}^2 (cone beam, magnification 4) ==")
+    proj, half = ellipsoid_projections(n, angles, geo)
+    vol = ellipsoid_volume(n, half, vox)
+    fdk(proj[:, :16, :16], angles, **geo, volume_shape=(2, 16, 16))  # compile
+    rows = []
+    rec, t = timed(fdk, proj, angles, **geo)
+    rows.append(("nanoct fdk", t, rmse(rec, vol)))
+    why = _have("itk")
+    if why is None:
+        cal = calibrate_cone(rtk_fdk, offset_u_mm=0.0)
+        ours = calibrate_cone(
+            lambda p, a, g, s, v: fdk(p, a, **g, volume_shape=s, voxel_mm=v), offset_u_mm=0.0
+        )
+        scale = cal.scale / ours.scale  # relative to nanoct's (the probe's partial volume)
+        print(f"  itk-rtk calibration: transform {cal.transform}, flip_z {cal.flip_z}, "
+              f"scale {scale:.4f}")  # fmt: skip
+        raw, t = timed(rtk_fdk, proj, angles, geo, vol.shape, vox)
+        rec = apply_transform(raw[::-1] if cal.flip_z else raw, cal.transform) * scale
+        rows.append(("itk-rtk FDK (CPU)", t, rmse(rec, vol)))
+    else:
+        print(f"  itk-rtk: skipped ({why}); pip install itk-rtk")
+    _table(rows, n**3 * na)
+
+
+def case_memory(n, na):
+    """Run in a fresh process so earlier cases do not raise the RSS high-water mark."""
+    if os.environ.get("_NANOCT_MEMORY_CHILD") != "1":
+        env = dict(os.environ, _NANOCT_MEMORY_CHILD="1")
+        cmd = [sys.executable, __file__, "--case", "memory", "--memory-n", str(n),
+               "--memory-angles", str(na)]  # fmt: skip
+        subprocess.run(cmd, env=env, check=True)
+        return
+    geo = {"sod_mm": 100.0, "sdd_mm": 400.0, "pixel_mm": 0.2}
+    angles = np.arange(na) * 2 * np.pi / na
+    print(f"\n== memory: chunked FDK {n}^3 from {na} projections of {n}^2 ==")
+    quarter = np.arange(4) * np.pi / 2
+    fdk(np.ones((4, 16, 16), np.float32), quarter, **geo, volume_shape=(2, 16, 16))  # compile
+    proj = np.zeros((na, n, n), np.float32)
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    proj[:] = np.sqrt(np.clip((0.4 * n) ** 2 - xx**2 - yy**2, 0, None)) * 0.01
+    out = np.empty((n, n, n), np.float32)
+    out.fill(0.0)  # touched: resident before the measurement (np.zeros maps pages lazily)
+    _reset_peak_rss()
+    base = _rss("VmHWM")
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    fdk(proj, angles, **geo, out=out, chunk_slices=16)
+    t = time.perf_counter() - t0
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    peak = _rss("VmHWM")
+    gib = 2.0**30
+    print(f"  volume {out.nbytes / gib:.2f} GiB, projections {proj.nbytes / gib:.2f} GiB")
+    print(f"  peak RSS {peak / gib:.2f} GiB (before the call {base / gib:.2f} GiB: volume +")
+    print(f"  projections + interpreter); growth during fdk {(peak - base) / 2**20:.0f} MiB")
+    print(f"  traced allocations inside fdk: peak {traced / 2**20:.0f} MiB")
+    print(f"  time {t:.1f} s, {n**3 * na / t / 1e9:.2f} G voxel-updates/s")
+
+
+def _rss(field: str) -> int:
+    """Resident-set figure (bytes) from /proc/self/status: VmRSS now, VmHWM the peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        pass
+
+
+class _quiet_stdout:
+    """Silence a compiled engine's own prints (file descriptor 1) for the duration."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        self._null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self._null, 1)
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+        os.close(self._null)
+
+
+def _table(rows, updates):
+    base = rows[0][1]
+    print(f"  {'method':28s} {'time s':>8s} {'G/s':>6s} {'RMSE':>8s} {'time/nanoct':>11s}")
+    for name, t, err in rows:
+        print(f"  {name:28s} {t:8.2f} {updates / t / 1e9:6.2f} {err:8.4f} {t / base:11.1f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", choices=["fbp", "fdk", "memory", "all"], default="all")
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    ap.add_argument("--memory-n", type=int, default=None)
+    ap.add_argument("--memory-angles", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=2, help="runs per timing; the best counts")
+    args = ap.parse_args(argv)
+    global REPEAT
+    REPEAT = max(1, args.repeat)
+    import numba
+
+    print(f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}, numpy {np.__version__}")
+    if args.case in ("fbp", "all"):
+        case_fbp(*((256, 200) if args.quick else (2048, 1600)))
+    if args.case in ("fdk", "all"):
+        case_fdk(*((64, 90) if args.quick else (256, 360)))
+    if args.case in ("memory", "all"):
+        n = args.memory_n or (256 if args.quick else 1024)
+        na = args.memory_angles or (12 if args.quick else 36)
+        case_memory(n, na)
+
+
+if __name__ == "__main__":
+    main()
