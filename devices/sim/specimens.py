@@ -15,18 +15,20 @@ the rest of each layout is an assumption made to look like the real objects.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from nanoct.devices.sim.raytrace import Box, Cylinder, Shape
+from nanoct.devices.sim.raytrace import Box, Cylinder, Shape, rotation_matrix
 
 __all__ = [
+    "JIMA_WIDTHS_UM",
     "SPECIMENS",
     "Feature",
     "Specimen",
     "glass_fibres",
     "jima_chart",
+    "jima_layout",
     "make_specimen",
     "reference_wire",
     "sharp_edge",
@@ -55,6 +57,7 @@ class Specimen:
     name: str
     features: tuple[Feature, ...]
     description: str = ""
+    metadata: dict = field(default_factory=dict)
 
     def materials(self) -> tuple[str, ...]:
         """Every material that occurs, as material or as displaced medium, sorted."""
@@ -143,33 +146,84 @@ def silicon_chip() -> Specimen:
     return Specimen("chip", tuple(feats), silicon_chip.__doc__ or "")
 
 
-def jima_chart(thickness_um: float = 1.0) -> Specimen:
+#: Line widths of the JIMA-like chart's groups (lines and spaces equal), um.
+JIMA_WIDTHS_UM = (0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 3.0)
+_JIMA_GAP_UM = 4.0
+_JIMA_V_ROW_UM = 15.0  # centre height of the vertical-line groups
+_JIMA_LINE_LENGTH_UM = 20.0
+
+
+def jima_layout(tilt_rad: float = 0.0) -> list[dict]:
+    """Where each vertical-line group of :func:`jima_chart` lies (chart frame turned by
+    ``tilt_rad`` about the beam): width, centre (x, y) and half extent (across, along the
+    lines) in um, as a chart's data sheet would give them."""
+    total = sum(11 * w for w in JIMA_WIDTHS_UM) + _JIMA_GAP_UM * (len(JIMA_WIDTHS_UM) - 1)
+    c, s = np.cos(tilt_rad), np.sin(tilt_rad)
+    out, x = [], -total / 2.0
+    for w in JIMA_WIDTHS_UM:
+        xc, yc = x + 5.5 * w, _JIMA_V_ROW_UM
+        out.append(
+            {
+                "width_um": w,
+                "center_um": (xc * c - yc * s, xc * s + yc * c),
+                "half_extent_um": (5.5 * w + min(2.0, _JIMA_GAP_UM / 2), _JIMA_LINE_LENGTH_UM / 2),
+            }
+        )
+        x += 11 * w + _JIMA_GAP_UM
+    return out
+
+
+def jima_chart(thickness_um: float = 1.0, tilt_deg: float = 4.0) -> Specimen:
     """A JIMA-like line/space chart: gold line groups on a 2 um silica membrane.
 
     Groups of 6 lines of width 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0 and 3.0 um (lines and
     spaces equal), vertical in the upper row and horizontal in the lower row, ``thickness_um``
     of gold (assumption: the JIMA RT RC charts carry a heavy-metal absorber about 1 um thick).
-    The membrane faces the beam at rotation angle 0.
+    The membrane faces the beam at rotation angle 0. The chart is mounted turned by
+    ``tilt_deg`` about the beam, so that detector rows sample its lines at different phases
+    (the slanted-edge practice; 0 gives lines parallel to the detector columns).
     """
-    widths = (0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 3.0)
-    total = sum(11 * w for w in widths) + 4.0 * (len(widths) - 1)
+    tilt = np.deg2rad(tilt_deg)
+    rot = rotation_matrix("z", tilt)
+    widths = JIMA_WIDTHS_UM
+    total = sum(11 * w for w in widths) + _JIMA_GAP_UM * (len(widths) - 1)
+
+    def tbox(center_um, size_um, material, displaces, label):
+        c = rot @ (np.asarray(center_um, dtype=float) * UM)
+        return Feature(
+            Box(c, np.asarray(size_um, float) * UM / 2.0, rot), material, displaces, label
+        )
+
     feats: list[Feature] = [
-        _box((0, 0, 0), (total + 40, 80, 2), "silicon_dioxide", "air", "membrane")
+        tbox((0, 0, 0), (total + 40, 80, 2), "silicon_dioxide", "air", "membrane")
     ]
     zc = 1.0 + thickness_um / 2.0
     x = -total / 2.0
     for w in widths:
         for k in range(6):
             cx = x + (2 * k + 0.5) * w
-            feats.append(_box((cx, 15, zc), (w, 20, thickness_um), "gold", "air", f"v {w} um"))
+            feats.append(
+                tbox(
+                    (cx, _JIMA_V_ROW_UM, zc),
+                    (w, _JIMA_LINE_LENGTH_UM, thickness_um),
+                    "gold",
+                    "air",
+                    f"v {w} um",
+                )
+            )
         y0 = -10.0
         for k in range(6):
             cy = y0 - (2 * k + 0.5) * w
             feats.append(
-                _box((x + 5.5 * w, cy, zc), (11 * w, w, thickness_um), "gold", "air", f"h {w} um")
+                tbox((x + 5.5 * w, cy, zc), (11 * w, w, thickness_um), "gold", "air", f"h {w} um")
             )
-        x += 11 * w + 4.0
-    return Specimen("jima", tuple(feats), jima_chart.__doc__ or "")
+        x += 11 * w + _JIMA_GAP_UM
+    return Specimen(
+        "jima",
+        tuple(feats),
+        jima_chart.__doc__ or "",
+        metadata={"tilt_rad": float(tilt), "widths_um": list(widths)},
+    )
 
 
 def glass_fibres(n_rings: int = 3, diameter_um: float = 6.0) -> Specimen:
