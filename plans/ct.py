@@ -304,7 +304,12 @@ def estimate_duration_s(ct, sched: CTSchedule) -> dict[str, float]:
         + len(sched.flat_blocks_before) * flat
         + dark * (2 if sched.darks_after else 1)
     )
-    return {"per_projection_s": proj, "per_flat_block_s": flat, "total_s": total}
+    return {
+        "per_projection_s": proj,
+        "per_flat_block_s": flat,
+        "per_dark_block_s": dark,
+        "total_s": total,
+    }
 
 
 def ct_scan(
