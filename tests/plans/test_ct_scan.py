@@ -178,7 +178,8 @@ def test_pause_mid_scan_then_resume_keeps_every_angle_once(ct):
         docs.append((name, doc))
         if name == "event" and doc["data"].get("projection_index") == 6 and not paused.is_set():
             paused.set()
-            RE.request_pause(defer=False)
+            # request_pause blocks until the RunEngine's loop takes it: never from its thread
+            threading.Thread(target=RE.request_pause, kwargs={"defer": False}).start()
 
     with pytest.raises(RunEngineInterrupted):
         RE(ct_scan(ct, num_angles=15, flat_every=10, **FAST), cb)
