@@ -93,6 +93,26 @@ def _store(results: dict[str, Any]):
         yield from bps.trigger_and_read(signals, name="analysis")
 
 
+def _check_schedule(duration_s: float, interval_s: float) -> int:
+    """Number of samples of a periodic measurement; ValueError for a bad schedule."""
+    if not (duration_s > 0 and 0 < interval_s <= duration_s):
+        raise ValueError(
+            f"need duration_s > 0 and 0 < interval_s <= duration_s, got "
+            f"duration_s={duration_s!r}, interval_s={interval_s!r}"
+        )
+    return int(duration_s // interval_s) + 1
+
+
+def _every(ct, n: int, interval_s: float, step):
+    """Run ``step(k)`` (a plan) ``n`` times, ``interval_s`` of instrument time apart."""
+    for k in range(n):
+        t_start = yield from bps.rd(ct.waiter)
+        yield from step(k)
+        if k < n - 1:
+            spent = (yield from bps.rd(ct.waiter)) - t_start
+            yield from bps.mv(ct.waiter, max(interval_s - spent, 0.0))
+
+
 def _settings(ct, exposure_s: float, frames: int):
     yield from bps.mv(ct.flatpanel.exposure_time, exposure_s, ct.flatpanel.frames_per_image, frames)
 
@@ -311,13 +331,8 @@ def flux_stability(
     difference less its mean, smoothed over ``smooth_px``, root mean square) is the
     ``parhelion_score`` -- the secondary focal spot changing the illumination (Fig. 4).
     """
-    if not (duration_s > 0 and 0 < interval_s <= duration_s):
-        raise ValueError(
-            f"need duration_s > 0 and 0 < interval_s <= duration_s, got "
-            f"duration_s={duration_s!r}, interval_s={interval_s!r}"
-        )
+    n = _check_schedule(duration_s, interval_s)
     ct.twin.detector.validate(exposure_s=exposure_s, frames=frames)
-    n = int(duration_s // interval_s) + 1
     x0 = ct.manipulator.x.position
     results: dict[str, Any] = {}
 
@@ -345,25 +360,22 @@ def flux_stability(
             ct.flatpanel.image_key,
             IMAGE_KEYS["flat"],
         )
-        times, means, scores = [], [], []
-        prev = None
-        rows = cols = None
-        for k in range(n):
-            t_start = yield from bps.rd(ct.waiter)
+        times, means, scores, prev = [], [], [], []
+
+        def sample(_k):
             img = (yield from _images(ct, "primary", 1, (ct.waiter,))) - dark
             rows, cols = img.shape
             roi = img[rows // 4 : 3 * rows // 4, cols // 4 : 3 * cols // 4]
             times.append((yield from bps.rd(ct.flatpanel.twin_time)))
             means.append(float(roi.mean()))
-            if prev is not None:
-                rel = img / np.where(prev > 0, prev, 1.0) - 1.0
+            if prev:
+                rel = img / np.where(prev[0] > 0, prev[0], 1.0) - 1.0
                 rel -= rel.mean()  # a uniform flux change is not the parhelion
                 structure = ndimage.gaussian_filter(rel, smooth_px)
                 scores.append(float(np.sqrt(np.mean(structure**2))))
-            prev = img
-            if k < n - 1:
-                spent = (yield from bps.rd(ct.waiter)) - t_start
-                yield from bps.mv(ct.waiter, max(interval_s - spent, 0.0))
+            prev[:] = [img]
+
+        yield from _every(ct, n, interval_s, sample)
         means_rel = np.array(means) / means[0]
         results.update(
             time_s=np.array(times),
@@ -448,15 +460,10 @@ def wire_stability(
     positions (px), their drift (max - min) and the implied spot motion (um)."""
     from nanoct.recon.alignment import spot_shift_from_wire
 
-    if not (duration_s > 0 and 0 < interval_s <= duration_s):
-        raise ValueError(
-            f"need duration_s > 0 and 0 < interval_s <= duration_s, got "
-            f"duration_s={duration_s!r}, interval_s={interval_s!r}"
-        )
+    n = _check_schedule(duration_s, interval_s)
     ct.twin.detector.validate(exposure_s=exposure_s, frames=frames)
     if ct.twin.wire is None:
         raise ValueError("wire_stability needs the reference wire mounted (wire=True)")
-    n = int(duration_s // interval_s) + 1
     x0 = ct.manipulator.x.position
     results: dict[str, Any] = {}
 
@@ -468,16 +475,15 @@ def wire_stability(
         yield from _settings(ct, exposure_s, frames)
         yield from bps.mv(ct.manipulator.x, ct.manipulator.out_of_beam_x())
         xs, ys, ts = [], [], []
-        for k in range(n):
-            t_start = yield from bps.rd(ct.waiter)
+
+        def sample(_k):
             yield from bps.checkpoint()
             reading = yield from bps.trigger_and_read([ct.flatpanel, ct.wire, ct.tube])
             xs.append(reading["wire_x_px"]["value"])
             ys.append(reading["wire_y_px"]["value"])
             ts.append(reading["flatpanel_twin_time"]["value"])
-            if k < n - 1:
-                spent = (yield from bps.rd(ct.waiter)) - t_start
-                yield from bps.mv(ct.waiter, max(interval_s - spent, 0.0))
+
+        yield from _every(ct, n, interval_s, sample)
         x, y = np.array(xs), np.array(ys)
         wire = ct.twin.wire_projection()
         sx, sy = spot_shift_from_wire(
