@@ -284,6 +284,13 @@ def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
             "col": wire["col"],
             "diameter_px": wire["diameter_px"],
         }
+        regions = ct.wire_regions()
+        if regions is not None:
+            # detector regions (rows, cols as [start, stop]) the wire is measured in
+            md["reference_wire"]["regions"] = {
+                name: [[sl.start, sl.stop] for sl in region]
+                for name, region in zip(("vertical_arm", "horizontal_arm"), regions, strict=True)
+            }
     return md
 
 
