@@ -12,9 +12,12 @@ import numpy as np
 
 __all__ = [
     "GroupVisibility",
+    "detail_recognisability",
+    "edge_width_10_90",
     "isodose_width",
     "line_group_visibility",
     "line_spread_from_edge",
+    "mtf_from_lsf",
     "oversampled_profile",
     "spot_size_from_edge",
 ]
@@ -160,3 +163,150 @@ def line_group_visibility(
     highs = np.interp((expected[:-1] + expected[1:]) / 2, x, smooth)
     mod = float((highs.mean() - lows.mean()) / (highs.mean() + lows.mean()))
     return GroupVisibility(bool(resolved), len(minima), mod, tuple(float(m) for m in minima))
+
+
+def mtf_from_lsf(
+    lsf: np.ndarray, pixel: float = 1.0, *, n_fft: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Modulation transfer function from a line spread function.
+
+    The LSF's background (the median of its outer fifths) is removed, the rest is Fourier
+    transformed (zero-padded to ``n_fft``, default the LSF's length rounded up to 64 samples
+    or more) and the modulus normalised to 1 at zero frequency.
+
+    Parameters
+    ----------
+    lsf : ndarray, shape (samples,)
+        Line spread function (e.g. :func:`line_spread_from_edge`), any scale.
+    pixel : float
+        Sample spacing in the caller's unit (um, mm, px).
+    n_fft : int, optional
+        FFT length (>= the LSF's length).
+
+    Returns
+    -------
+    frequency : ndarray
+        Spatial frequencies in cycles per unit of ``pixel``, from 0 to the Nyquist
+        frequency ``1 / (2 pixel)``.
+    mtf : ndarray
+        MTF at those frequencies, 1 at zero.
+    """
+    p = np.asarray(lsf, dtype=float)
+    if p.ndim != 1 or p.size < 5:
+        raise ValueError(f"lsf must be a 1-D profile of >= 5 samples, got shape {p.shape}")
+    if not (np.isfinite(pixel) and pixel > 0):
+        raise ValueError(f"pixel={pixel!r} must be > 0")
+    k = max(p.size // 5, 1)
+    p = p - np.median(np.r_[p[:k], p[-k:]])
+    n = max(p.size, 64) if n_fft is None else int(n_fft)
+    if n < p.size:
+        raise ValueError(f"n_fft={n_fft!r} must be >= the LSF's length {p.size}")
+    spec = np.abs(np.fft.rfft(p, n))
+    if not spec[0] > 0:
+        raise ValueError("the LSF has no area above its background")
+    return np.fft.rfftfreq(n, d=float(pixel)), spec / spec[0]
+
+
+def edge_width_10_90(profile: np.ndarray, *, plateau: int | None = None) -> float:
+    """10-90 % width (samples) of an edge: the distance between the points where the profile
+    crosses 10 % and 90 % of its step.
+
+    The levels are taken from the plateaus at the two ends (medians of ``plateau`` samples,
+    default a tenth of the profile, at least 3); the edge may rise or fall. Crossings are
+    interpolated linearly; the outermost crossings count (noise or ringing that re-crosses a
+    level widens the result, as it blurs the edge).
+
+    Parameters
+    ----------
+    profile : ndarray, shape (samples,)
+        Edge spread profile with flat ends (e.g. a line across an edge, or a radial profile of
+        a disc or sphere).
+    plateau : int, optional
+        Samples at each end that define the two levels.
+
+    Returns
+    -------
+    float
+        Width in samples (multiply by the sample spacing for a length).
+    """
+    p = np.asarray(profile, dtype=float)
+    if p.ndim != 1 or p.size < 8:
+        raise ValueError(f"profile must be a 1-D edge of >= 8 samples, got shape {p.shape}")
+    k = max(p.size // 10, 3) if plateau is None else int(plateau)
+    if not 1 <= k <= p.size // 3:
+        raise ValueError(f"plateau={plateau!r} must lie in [1, {p.size // 3}]")
+    lo, hi = float(np.median(p[:k])), float(np.median(p[-k:]))
+    if hi == lo:
+        raise ValueError("profile has no step (its two plateaus are equal)")
+    q = (p - lo) / (hi - lo)  # rises from 0 to 1
+
+    def first_above(level: float) -> float:
+        i = int(np.flatnonzero(q >= level)[0])
+        if i == 0:
+            return 0.0
+        return i - 1 + (level - q[i - 1]) / (q[i] - q[i - 1])
+
+    def last_below(level: float) -> float:
+        i = int(np.flatnonzero(q <= level)[-1])
+        if i == q.size - 1:
+            return float(i)
+        return i + (level - q[i]) / (q[i + 1] - q[i])
+
+    return float(first_above(0.9) - last_below(0.1))
+
+
+def detail_recognisability(
+    esf: np.ndarray,
+    background: np.ndarray,
+    *,
+    pixel: float = 1.0,
+    rose_k: float = 5.0,
+) -> float:
+    """Smallest recognisable detail in a reconstructed slice, from an edge and a flat region.
+
+    A line/space detail of size ``d`` (period ``2 d``) keeps the modulation
+    ``C * MTF(1 / (2 d))`` of the contrast ``C`` of its material; it is taken as recognisable
+    while that modulation exceeds ``rose_k`` (the Rose criterion, default 5) times the noise
+    (standard deviation) of the slice. The contrast and the MTF come from an edge of the
+    material (``esf``, a profile across it in the slice), the noise from a flat region of the
+    slice (``background``). The result is ``1 / (2 f_c)`` with ``f_c`` the highest frequency
+    where the criterion holds (linear interpolation), or the Nyquist limit ``pixel`` when it
+    holds up to Nyquist.
+
+    Parameters
+    ----------
+    esf : ndarray, shape (samples,)
+        Edge spread profile across a material boundary in the slice, flat ends.
+    background : ndarray
+        Values of a region of the slice with no structure (one material), any shape.
+    pixel : float
+        Sample spacing of ``esf`` (voxel size; um, mm or px).
+    rose_k : float
+        Modulation-to-noise ratio needed to recognise a detail.
+
+    Returns
+    -------
+    float
+        Detail size in the unit of ``pixel``; ``inf`` when even the edge's contrast is below
+        ``rose_k`` times the noise.
+    """
+    e = np.asarray(esf, dtype=float)
+    bg = np.asarray(background, dtype=float).ravel()
+    if bg.size < 4:
+        raise ValueError("background must hold at least 4 values")
+    if not rose_k > 0:
+        raise ValueError(f"rose_k={rose_k!r} must be > 0")
+    k = max(e.size // 10, 3)
+    contrast = abs(float(np.median(e[-k:]) - np.median(e[:k])))
+    noise = float(np.std(bg))
+    freq, mtf = mtf_from_lsf(line_spread_from_edge(e), pixel)
+    ok = contrast * mtf >= rose_k * noise
+    if not ok[0]:
+        return float("inf")
+    bad = np.flatnonzero(~ok)
+    if bad.size == 0:
+        return float(pixel)
+    j = int(bad[0])
+    m0, m1 = contrast * mtf[j - 1], contrast * mtf[j]
+    fc = freq[j - 1] + (m0 - rose_k * noise) / (m0 - m1) * (freq[j] - freq[j - 1])
+    return float(max(1.0 / (2.0 * fc), pixel))
