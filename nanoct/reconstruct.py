@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -233,9 +234,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", help="volume slices a:b (default all)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="fdk")
     p.add_argument("--no-drift-correction", action="store_true")
-    p.add_argument("--uri", default="http://127.0.0.1:8000/api/v1", help="Tiled server")
+    p.add_argument(
+        "--uri",
+        default="http://127.0.0.1:8010/api/v1",
+        help="Tiled server (default: nanoct serve's)",
+    )
     p.add_argument("--api-key", default=None)
-    p.add_argument("--catalog", default="raw", help="container of the runs (default 'raw')")
+    p.add_argument(
+        "--catalog",
+        default="",
+        help="container of the runs: '' = the server root (nanoct serve), "
+        "'raw' for the demo's embedded server",
+    )
     p.add_argument("--out-dir", default=".", help="where PNG previews go")
     return p
 
@@ -248,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tiled.client import from_uri
 
         slices = parse_slices(args.slices)
-        runs = from_uri(args.uri, api_key=args.api_key)[args.catalog]
+        node = from_uri(args.uri, api_key=args.api_key or os.environ.get("TILED_API_KEY"))
+        runs = node[args.catalog] if args.catalog else node
         try:
             run = runs[args.run]
         except KeyError:

@@ -31,6 +31,7 @@ from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 
 from nanoct.devices.flatpanel import IMAGE_KEYS
+from nanoct.devices.storage import check_disk_space
 
 __all__ = [
     "ANGLE_RANGE_DEG",
@@ -382,6 +383,12 @@ def ct_scan(
     if not min_flux <= resume_flux <= 1.5:
         raise ValueError(f"resume_flux={resume_flux!r} must lie in [min_flux={min_flux}, 1.5]")
     ct.manipulator.out_of_beam_x()  # raises now if the specimen cannot leave the beam
+    counts = sched.frame_count()
+    check_disk_space(
+        ct.flatpanel.data_dir,
+        n_images=sum(counts.values()),
+        image_shape=ct.twin.detector.shape(ct.twin.binning),
+    )
 
     _md = {
         "plan_name": "ct_scan",

@@ -348,7 +348,14 @@ class CTTwin:
         else:
             self.clock.advance(duration)
         return Acquisition(
-            image, t_mid, duration, exposure_s, frames, state, geometry, self.shutter_open,
+            image,
+            t_mid,
+            duration,
+            exposure_s,
+            frames,
+            state,
+            geometry,
+            self.shutter_open,
             flux_min,
         )
 

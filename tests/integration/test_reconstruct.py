@@ -9,6 +9,7 @@ from bluesky import RunEngine
 from bluesky_tiled_plugins import TiledWriter
 from scipy.ndimage import gaussian_filter
 
+from nanoct.cli import main as nanoct_main
 from nanoct.devices import Instabilities, sub_um_ct
 from nanoct.plans import ct_scan
 from nanoct.reconstruct import DERIVED_KEY, RunError, main, reconstruct_run
@@ -69,16 +70,17 @@ def test_recon_writes_the_volume_beside_the_run(runs, tiled_server, tmp_path):
 def test_cli_main(runs, tiled_server, tmp_path, capsys):
     run, _ = runs
     uid = run.metadata["start"]["uid"]
-    argv = [uid, "--slices", "250:254", "--algorithm", "fbp", "--no-drift-correction",
-            "--uri", tiled_server.uri, "--api-key", tiled_server.api_key,
+    argv = ["recon", uid, "--slices", "250:254", "--algorithm", "fbp", "--no-drift-correction",
+            "--uri", tiled_server.uri, "--api-key", tiled_server.api_key, "--catalog", "raw",
             "--out-dir", str(tmp_path)]  # fmt: skip
-    assert main(argv) == 0
+    assert nanoct_main(argv) == 0  # through the nanoct command line
     out = capsys.readouterr().out
     assert "(4, 512, 512)" in out and out.count(".png") == 3
 
 
 def test_unknown_run(tiled_server, runs_container, capsys):
-    argv = ["no-such-uid", "--uri", tiled_server.uri, "--api-key", tiled_server.api_key]
+    argv = ["no-such-uid", "--uri", tiled_server.uri, "--api-key", tiled_server.api_key,
+            "--catalog", "raw"]  # fmt: skip
     assert main(argv) == 2
     assert "no run 'no-such-uid'" in capsys.readouterr().err
 

@@ -69,6 +69,20 @@ def test_bad_arguments_fail_before_anything_moves(ct, kwargs, match):
     assert not list(ct.flatpanel.data_dir.rglob("*.h5"))
 
 
+def test_a_scan_that_cannot_fit_on_the_disk_never_starts(ct, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from nanoct.devices.storage import InsufficientDiskSpaceError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(4 << 30, 3 << 30, 1 << 30))
+    t0 = ct.twin.clock.now()
+    with pytest.raises(InsufficientDiskSpaceError, match="not enough disk space"):
+        RunEngine({})(ct_scan(ct, num_angles=1600))  # 1.7 GB of images at binning 4
+    assert ct.twin.clock.now() == t0
+
+
 # ---- what a run holds ---------------------------------------------------------------------------
 @pytest.mark.integration
 def test_ct_scan_streams_order_and_metadata_in_tiled(ct, tiled_server, runs_container):
