@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nanoct.config import DataLayout
+from nanoct.server import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def find_backup_files(layout: DataLayout) -> list[Path]:
     if jdir.is_dir():
         for path in sorted(jdir.glob("*.jsonl")):
             pid = _journal_pid(path)
-            if pid is not None and _alive(pid):
+            if pid is not None and pid_alive(pid):
                 logger.info("skipping %s: process %d is still acquiring", path, pid)
                 continue
             files.append(path)
@@ -87,19 +87,6 @@ def _journal_pid(path: Path) -> int | None:
         return int(parts[-2])
     except (IndexError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def read_runs(path: str | Path) -> dict[str, list[tuple[str, dict]]]:

@@ -208,7 +208,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 # ------------------------------------------------------------------------------ running servers
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -252,7 +253,7 @@ def find_running_server(data_dir: str | Path | DataLayout | None = None) -> Serv
     info = read_server_info(layout)
     if info is None:
         return None
-    if not _pid_alive(info.pid):
+    if not pid_alive(info.pid):
         with contextlib.suppress(OSError):
             layout.server_info_path.unlink()
         return None
@@ -497,7 +498,7 @@ def _is_nanoct_process(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return _pid_alive(pid)  # not Linux: trust the record
+        return pid_alive(pid)  # not Linux: trust the record
     return any(b"nanoct" in part for part in cmdline)
 
 
@@ -508,14 +509,14 @@ def _terminate(pid: int, *, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         _reap(pid)
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     for _ in range(100):
         _reap(pid)
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.05)
     return False
@@ -534,7 +535,7 @@ def stop_server(data_dir: str | Path | DataLayout | None = None, *, timeout_s: f
     """Stop the server recorded for a data directory; False if none was running."""
     layout = data_dir if isinstance(data_dir, DataLayout) else DataLayout.of(data_dir)
     info = read_server_info(layout)
-    if info is None or not _pid_alive(info.pid):
+    if info is None or not pid_alive(info.pid):
         with contextlib.suppress(OSError):
             layout.server_info_path.unlink()
         return False
