@@ -20,7 +20,7 @@ def test_scaled_clock_follows_the_wall_clock():
     c = SimClock(0.001)  # a thousand times faster than real time
     t0 = time.monotonic()
     c.advance(50.0)  # sleeps 50 ms
-    assert time.monotonic() - t0 == pytest.approx(0.05, abs=0.04)
+    assert time.monotonic() - t0 >= 0.045  # slept (at least) 50 ms of wall time
     assert c.now() >= 50.0
     time.sleep(0.02)
     assert c.now() >= 70.0  # idle time counts in real-time mode
