@@ -224,11 +224,15 @@ def wait_for_flux(ct, *, resume_flux: float, poll_s: float = 30.0, max_wait_s: f
 
 # ---- the plan ----------------------------------------------------------------------------------
 def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
-    """Everything a reconstruction needs, read from the instrument now."""
+    """Everything a reconstruction needs, read from the instrument's devices now.
+
+    Geometry, detector and tube settings come from the devices (as they would from real
+    hardware); what only the twin knows (specimen, seed, time scale, instabilities, where the
+    wire is mounted) is added from ``ct.twin``.
+    """
     tw = ct.twin
-    geom = tw.geometry()
-    grid = tw.grid()
     wire = tw.wire_projection()
+    rows, cols = ct.flatpanel.describe()[ct.flatpanel.image_data_key]["shape"]
     md: dict[str, Any] = {
         "instrument": "sub_um_ct",
         "specimen": tw.specimen.name,
@@ -245,27 +249,29 @@ def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
         "flat_blocks_before": list(sched.flat_blocks_before),
         "expected_frames": sched.frame_count(),
         "geometry": {
-            "sod_mm": geom.sod_mm,
-            "sdd_mm": geom.sdd_mm,
-            "magnification": geom.magnification,
-            "voxel_size_um": geom.voxel_size_um(grid.pixel_mm),
-            "detector_pixel_um": grid.pixel_mm * 1e3,
-            "binning": tw.binning,
-            "detector_shape": [grid.rows, grid.cols],
-            "detector_offset_u_mm": grid.offset_u_mm,
-            "detector_offset_v_mm": grid.offset_v_mm,
-            "axis_x_mm": geom.axis_x_mm,
-            "axis_y_mm": geom.axis_y_mm,
-            "wobble_urad": geom.wobble_urad,
+            "sod_mm": ct.geometry.sod.get(),
+            "sdd_mm": ct.geometry.sdd.get(),
+            "magnification": ct.geometry.magnification.get(),
+            "voxel_size_um": ct.geometry.voxel_size.get(),
+            "detector_pixel_um": ct.geometry.pixel_size.get(),
+            "binning": ct.flatpanel.binning.get(),
+            "detector_shape": [rows, cols],
+            # the panel is centred on the central ray in this setup (the twin's detector has no
+            # offset); a real installation records its measured offsets here
+            "detector_offset_u_mm": 0.0,
+            "detector_offset_v_mm": 0.0,
+            "axis_x_mm": ct.manipulator.x.position,
+            "axis_y_mm": ct.manipulator.y.position,
+            "wobble_urad": ct.rotation.wobble.get(),
             "rotation_sense": "counter-clockwise seen from above (right-handed about +y)",
         },
         "tube": {
             "model": "Feinfocus FXE 160",
-            "voltage_kv": tw.tube.voltage_kv,
-            "current_ua": tw.tube.current_ua,
-            "focus_mode": tw.tube.mode,
-            "spot_size_um": tw.tube.focus_mode.spot_size_um,
-            "txi": tw.tube.txi,
+            "voltage_kv": ct.tube.voltage.get(),
+            "current_ua": ct.tube.current.get(),
+            "focus_mode": ct.tube.focus_mode.get(),
+            "spot_size_um": ct.tube.spot_size.get(),
+            "txi": ct.tube.txi.get(),
         },
         "detector": {
             "model": "Hamamatsu C9312SK-05",
