@@ -34,17 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nanoct.devices.sim.clock import SimClock
-from nanoct.devices.sim.materials import get_material, linear_attenuation_per_mm
 from nanoct.devices.sim.processes import RandomWalk
-from nanoct.devices.sim.spectrum import (
-    _ELECTRONS_PER_S_PER_UA,
-    Spectrum,
-    _characteristic_lines,
-    _electron_range_um,
-    _exit_energy_kev,
-    _kramers_continuum,
-    _self_absorption,
-)
+from nanoct.devices.sim.spectrum import Spectrum, _tungsten_spectrum_cached
 
 __all__ = [
     "CALIBRATION_CURRENT_NA",
@@ -137,49 +128,18 @@ def epma_target_spectrum(
     )
 
 
-@functools.lru_cache(maxsize=64)
 def _spectrum_cached(
     voltage_kv: float, target_um: float, window_material: str, window_um: float
 ) -> Spectrum:
-    import xraydb  # lazy
-
-    tungsten = get_material("tungsten")
-    z = int(xraydb.atomic_number("W"))
-    a_g_mol = float(xraydb.atomic_mass("W"))
-    rho = tungsten.density_g_cm3
-
+    """The shared tungsten-target builder of spectrum.py on the EPMA's energy grid: 0.5 keV
+    bins from 1 keV, or 4 bins from V/2 to V at the lowest voltages."""
     if voltage_kv > 2.0 * _MIN_ENERGY_KEV:
         e_min, width = _MIN_ENERGY_KEV, _BIN_WIDTH_KEV
     else:
         e_min = voltage_kv / 2.0
         width = (voltage_kv - e_min) / 4.0
-    n_bins = max(1, math.ceil((voltage_kv - e_min) / width - 1e-9))
-    edges = e_min + width * np.arange(n_bins + 1, dtype=np.float64)
-    edges[-1] = min(edges[-1], voltage_kv)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-
-    full_range_um = _electron_range_um(voltage_kv, z, a_g_mol, rho)
-    exit_energy = _exit_energy_kev(voltage_kv, target_um, z, a_g_mol, rho)
-    per_electron = _kramers_continuum(voltage_kv, z, edges, exit_energy_kev=exit_energy)
-    line_e, line_n = _characteristic_lines("W", voltage_kv, exit_energy_kev=exit_energy)
-    keep = (line_e >= edges[0]) & (line_e < edges[-1])
-    line_e, line_n = line_e[keep], line_n[keep]
-    depth_um = min(target_um, full_range_um)
-
-    def transmission(energies: np.ndarray) -> np.ndarray:
-        if energies.size == 0:
-            return np.ones(0)
-        mu_w = linear_attenuation_per_mm(tungsten, energies)
-        mu_window = linear_attenuation_per_mm(window_material, energies)
-        return _self_absorption(mu_w, target_um, depth_um) * np.exp(-mu_window * window_um * 1e-3)
-
-    per_electron = per_electron * transmission(centres)
-    line_bins = np.clip(np.searchsorted(edges, line_e, side="right") - 1, 0, n_bins - 1)
-    np.add.at(per_electron, line_bins, line_n * transmission(line_e))
-    return Spectrum(
-        energies_kev=centres,
-        bin_width_kev=width,
-        photons_per_s_sr_ua=per_electron * _ELECTRONS_PER_S_PER_UA / (4.0 * math.pi),
+    return _tungsten_spectrum_cached(
+        voltage_kv, target_um, window_material, window_um, width, e_min
     )
 
 

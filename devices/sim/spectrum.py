@@ -540,6 +540,8 @@ def _tungsten_spectrum_cached(
     bin_width_kev: float,
     min_energy_kev: float,
 ) -> Spectrum:
+    """The tungsten transmission-target builder shared by the FXE 160 and the EPMA twins (no
+    voltage-range check here: each source checks its own range)."""
     import xraydb  # lazy
 
     z = int(xraydb.atomic_number("W"))
