@@ -40,20 +40,13 @@ import tracemalloc
 
 import numpy as np
 
+from nanoct.recon import phantoms
 from nanoct.recon.backends import apply_transform, calibrate_cone, calibrate_parallel, reconstruct
 from nanoct.recon.fbp import fbp
 from nanoct.recon.fdk import fdk
+from nanoct.recon.phantoms import SHEPP_LOGAN_LIKE, scale_ellipses
 
-ELLIPSES = [  # (x0, y0, a, b, phi, value) in units of the half width
-    (0.0, 0.0, 0.69, 0.92, 0.0, 1.0),
-    (0.0, -0.0184, 0.6624, 0.874, 0.0, -0.8),
-    (0.22, 0.0, 0.11, 0.31, -0.31, -0.2),
-    (-0.22, 0.0, 0.16, 0.41, 0.31, -0.2),
-    (0.0, 0.35, 0.21, 0.25, 0.0, 0.1),
-    (0.0, 0.1, 0.046, 0.046, 0.0, 0.1),
-    (-0.08, -0.605, 0.046, 0.023, 0.0, 0.1),
-    (0.06, -0.605, 0.023, 0.046, 0.0, 0.1),
-]
+ELLIPSES = SHEPP_LOGAN_LIKE  # (x0, y0, a, b, phi, value) in units of the half width
 ELLIPSOIDS = [  # (x, y, z, a, b, c, mu) in units of the half width, mu in 1/mm
     (0.0, 0.0, 0.0, 0.69, 0.6, 0.8, 1.0),
     (0.0, 0.03, 0.0, 0.64, 0.55, 0.75, -0.6),
@@ -81,68 +74,29 @@ def timed(fn, *args, repeat=None, **kwargs):
 
 # --------------------------------------------------------------------------- phantoms
 def ellipse_sinogram(n, angles):
-    half = 0.45 * n
-    u = np.arange(n) - (n - 1) / 2
-    out = np.zeros((angles.size, n), np.float64)
-    for x0, y0, a, b, phi, val in ELLIPSES:
-        x0, y0, a, b = x0 * half, y0 * half, a * half, b * half
-        th = angles[:, None] - phi
-        a2 = (a * np.cos(th)) ** 2 + (b * np.sin(th)) ** 2
-        s = u[None, :] - (x0 * np.cos(angles) + y0 * np.sin(angles))[:, None]
-        inside = s**2 < a2
-        out += np.where(inside, 2 * val * a * b * np.sqrt(np.where(inside, a2 - s**2, 0)) / a2, 0)
-    return out.astype(np.float32)
+    return phantoms.ellipse_sinogram(scale_ellipses(ELLIPSES, 0.45 * n), angles, n)
 
 
 def ellipse_image(n, oversample=2):
-    half = 0.45 * n
-    f = (np.arange(n * oversample) + 0.5) / oversample - 0.5 - (n - 1) / 2
-    img = np.zeros((n, n))
-    for r0 in range(0, n, 256):  # bands of rows keep the temporaries small
-        y, x = np.meshgrid(f[r0 * oversample : (r0 + 256) * oversample], f, indexing="ij")
-        band = np.zeros_like(x)
-        for x0, y0, a, b, phi, val in ELLIPSES:
-            c, s = np.cos(phi), np.sin(phi)
-            xr = (x - x0 * half) * c + (y - y0 * half) * s
-            yr = -(x - x0 * half) * s + (y - y0 * half) * c
-            band += val * ((xr / (a * half)) ** 2 + (yr / (b * half)) ** 2 <= 1)
-        rows = band.shape[0] // oversample
-        img[r0 : r0 + rows] = band.reshape(rows, oversample, n, oversample).mean(axis=(1, 3))
-    return img
+    return phantoms.ellipse_image(scale_ellipses(ELLIPSES, 0.45 * n), n, oversample)
+
+
+def _scaled_ellipsoids(half):
+    return [(x * half, y * half, z * half, a * half, b * half, c * half, mu)
+            for x, y, z, a, b, c, mu in ELLIPSOIDS]  # fmt: skip
 
 
 def ellipsoid_projections(n, angles, geo):
     """Exact cone-beam line integrals on an n x n detector (ellipsoids in mm)."""
     half = 0.45 * n * geo["pixel_mm"] * geo["sod_mm"] / geo["sdd_mm"]
-    pix, sod, sdd = geo["pixel_mm"], geo["sod_mm"], geo["sdd_mm"]
-    u = (np.arange(n) - (n - 1) / 2) * pix
-    uu, vv = np.meshgrid(u, u)
-    out = np.zeros((angles.size, n, n), np.float32)
-    for k, th in enumerate(angles):
-        c, s = np.cos(th), np.sin(th)
-        src = np.array([sod * s, -sod * c, 0.0])
-        d = np.stack([uu * c - sdd * s, uu * s + sdd * c, vv], axis=-1)
-        d /= np.linalg.norm(d, axis=-1, keepdims=True)
-        for x, y, z, a, b, cc, mu in ELLIPSOIDS:
-            axes = np.array([a, b, cc]) * half
-            o = (src - np.array([x, y, z]) * half) / axes
-            dd = d / axes
-            qa = (dd * dd).sum(-1)
-            qb = 2 * (dd * o).sum(-1)
-            disc = qb * qb - 4 * qa * (o @ o - 1)
-            out[k] += mu * np.sqrt(np.maximum(disc, 0)) / qa
-    return out, half
+    proj = phantoms.ellipsoid_cone_projections(
+        _scaled_ellipsoids(half), angles, n, n, sod_mm=geo["sod_mm"], sdd_mm=geo["sdd_mm"],
+        pixel_mm=geo["pixel_mm"])  # fmt: skip
+    return proj, half
 
 
 def ellipsoid_volume(n, half, vox):
-    f = (np.arange(n) - (n - 1) / 2) * vox
-    vol = np.zeros((n, n, n), np.float32)
-    for k in range(n):  # slice by slice: voxel centres
-        y, x = np.meshgrid(f, f, indexing="ij")
-        for x0, y0, z0, a, b, c, mu in ELLIPSOIDS:
-            r = ((x - x0 * half) / (a * half)) ** 2 + ((y - y0 * half) / (b * half)) ** 2
-            vol[k] += mu * (r + ((f[k] - z0 * half) / (c * half)) ** 2 <= 1)
-    return vol
+    return phantoms.ellipsoid_volume(_scaled_ellipsoids(half), (n, n, n), vox, oversample=1)
 
 
 # --------------------------------------------------------------------------- peers

@@ -11,50 +11,15 @@ from nanoct.recon.filters import (
     padded_length,
     ramp_response,
 )
+from nanoct.recon.phantoms import (
+    SHEPP_LOGAN_LIKE,
+    ellipse_image,
+    ellipse_sinogram,
+    scale_ellipses,
+)
 
-# (x0, y0, a, b, phi_rad, value) in pixels from the rotation axis; a modified Shepp-Logan-like
-# set with edges of several contrasts.
-ELLIPSES = [
-    (0.0, 0.0, 0.69, 0.92, 0.0, 1.0),
-    (0.0, -0.0184, 0.6624, 0.874, 0.0, -0.8),
-    (0.22, 0.0, 0.11, 0.31, -0.31, -0.2),
-    (-0.22, 0.0, 0.16, 0.41, 0.31, -0.2),
-    (0.0, 0.35, 0.21, 0.25, 0.0, 0.1),
-    (0.0, 0.1, 0.046, 0.046, 0.0, 0.1),
-    (-0.08, -0.605, 0.046, 0.023, 0.0, 0.1),
-    (0.06, -0.605, 0.023, 0.046, 0.0, 0.1),
-]
-
-
-def scaled(ellipses, half_width):
-    return [(x * half_width, y * half_width, a * half_width, b * half_width, p, v)
-            for x, y, a, b, p, v in ellipses]  # fmt: skip
-
-
-def ellipse_sinogram(ellipses, angles, n_cols, center):
-    """Exact line integrals: column = center + x cos + y sin (nanoct's convention)."""
-    u = np.arange(n_cols) - center
-    out = np.zeros((angles.size, n_cols))
-    for x0, y0, a, b, phi, val in ellipses:
-        th = angles[:, None] - phi
-        a2 = (a * np.cos(th)) ** 2 + (b * np.sin(th)) ** 2
-        s = u[None, :] - (x0 * np.cos(angles) + y0 * np.sin(angles))[:, None]
-        inside = s**2 < a2
-        out += np.where(inside, 2 * val * a * b * np.sqrt(np.where(inside, a2 - s**2, 0)) / a2, 0)
-    return out.astype(np.float32)
-
-
-def ellipse_image(ellipses, n, oversample=4):
-    """Pixel averages (oversample^2 points per pixel) of the phantom on nanoct's grid."""
-    f = (np.arange(n * oversample) + 0.5) / oversample - 0.5 - (n - 1) / 2
-    y, x = np.meshgrid(f, f, indexing="ij")
-    img = np.zeros_like(x)
-    for x0, y0, a, b, phi, val in ellipses:
-        c, s = np.cos(phi), np.sin(phi)
-        xr = (x - x0) * c + (y - y0) * s
-        yr = -(x - x0) * s + (y - y0) * c
-        img += val * ((xr / a) ** 2 + (yr / b) ** 2 <= 1)
-    return img.reshape(n, oversample, n, oversample).mean(axis=(1, 3))
+ELLIPSES = SHEPP_LOGAN_LIKE
+scaled = scale_ellipses
 
 
 def rmse(a, b, mask=None):

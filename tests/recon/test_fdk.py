@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nanoct.recon.fdk import ConeGeometry, backproject_cone, fdk, forward_project_cone
+from nanoct.recon.phantoms import ellipsoid_cone_projections, ellipsoid_volume
 
 SOD, SDD, PIX = 20.0, 80.0, 0.2  # magnification 4, voxel 0.05 mm
 N = 64
@@ -26,40 +27,17 @@ ELLIPSOIDS = [
 
 def cone_projections(ellipsoids, angles, n_rows, n_cols, off_u=0.0, off_v=0.0, sod=SOD, sdd=SDD):
     """Exact line integrals through axis-aligned ellipsoids, nanoct's cone geometry."""
-    u = (np.arange(n_cols) - (n_cols - 1) / 2) * PIX + off_u
-    vd = (np.arange(n_rows) - (n_rows - 1) / 2) * PIX - off_v
-    uu, vv = np.meshgrid(u, vd)
-    out = np.zeros((angles.size, n_rows, n_cols))
-    for k, th in enumerate(angles):
-        c, s = np.cos(th), np.sin(th)
-        src = np.array([sod * s, -sod * c, 0.0])
-        d = np.stack([uu * c - sdd * s, uu * s + sdd * c, vv], axis=-1)
-        d /= np.linalg.norm(d, axis=-1, keepdims=True)
-        for x, y, z, a, b, cc, mu in ellipsoids:
-            axes = np.array([a, b, cc])
-            o = (src - np.array([x, y, z])) / axes
-            dd = d / axes
-            qa = (dd * dd).sum(-1)
-            qb = 2 * (dd * o).sum(-1)
-            qc = o @ o - 1
-            disc = qb * qb - 4 * qa * qc
-            out[k] += mu * np.sqrt(np.maximum(disc, 0)) / qa
-    return out.astype(np.float32)
-
-
-def ellipsoid_volume(ellipsoids, shape, vox, oversample=2):
-    nz, ny, nx = shape
-
-    def axis(n):
-        f = (np.arange(n * oversample) + 0.5) / oversample - 0.5
-        return (f - (n - 1) / 2) * vox
-
-    z, y, x = np.meshgrid(axis(nz), axis(ny), axis(nx), indexing="ij")
-    vol = np.zeros_like(x)
-    for x0, y0, z0, a, b, c, mu in ellipsoids:
-        vol += mu * (((x - x0) / a) ** 2 + ((y - y0) / b) ** 2 + ((z - z0) / c) ** 2 <= 1)
-    o = oversample
-    return vol.reshape(nz, o, ny, o, nx, o).mean(axis=(1, 3, 5))
+    return ellipsoid_cone_projections(
+        ellipsoids,
+        angles,
+        n_rows,
+        n_cols,
+        sod_mm=sod,
+        sdd_mm=sdd,
+        pixel_mm=PIX,
+        offset_u_mm=off_u,
+        offset_v_mm=off_v,
+    )
 
 
 def rmse(a, b):
