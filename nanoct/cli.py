@@ -138,6 +138,54 @@ def _add_client_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_run(argv: list[str]) -> int:
+    """``nanoct run PLAN [options]`` (its own parser per plan, built from the signature)."""
+    from nanoct.runplan import build_plan_parser, find_plan, format_result, list_plans, run_plan
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: nanoct run PLAN [--option value ...]\n"
+            "       nanoct run PLAN --help   (the plan's options)\n"
+            "       nanoct run --list\n\nplans:\n" + list_plans()
+        )
+        return 0 if argv else 2
+    if argv[0] == "--list":
+        print(list_plans())
+        return 0
+    try:
+        entry = find_plan(argv[0])
+    except KeyError as err:
+        print(f"nanoct run: error: {err.args[0]}", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        build_plan_parser(entry).print_help()
+        return 0
+    res = run_plan(entry.name, argv[1:])
+    for uid in res.uids:
+        print(f"run uid: {uid}")
+        print(f"tiled: {res.tiled_uri}/metadata/{uid}")
+    print(f"data directory: {res.data_dir}")
+    for line in format_result(res.result):
+        print(line)
+    for p in res.pngs:
+        print(f"png: {p}")
+    return 0
+
+
+def _cmd_ipython(args: argparse.Namespace) -> int:
+    import os
+
+    from IPython import start_ipython
+
+    from nanoct.profile import profile_dir
+
+    if args.data_dir:
+        os.environ["NANOCT_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    rest = [a for a in args.ipython_args if a != "--"]
+    start_ipython(argv=[f"--profile-dir={profile_dir()}", *rest])
+    return 0
+
+
 def _cmd_recon(args: argparse.Namespace) -> int:
     from nanoct.reconstruct import main as recon_main
 
@@ -173,6 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("args", nargs=argparse.REMAINDER)
     rec.set_defaults(func=_cmd_recon)
+
+    run = sub.add_parser(
+        "run",
+        add_help=False,
+        help="run a plan as a script: nanoct run ct --angles 360 (nanoct run --list; "
+        "nanoct run PLAN --help)",
+    )
+    run.add_argument("args", nargs=argparse.REMAINDER)
+
+    ipy = sub.add_parser(
+        "ipython",
+        help="an IPython session with nanoct's profile (RE, instruments, plans, %%wa, %%ct)",
+        description="Open IPython with nanoct's profile_collection: a session on the data "
+        "directory's Tiled server (started if needed), both instruments, every plan, "
+        "BestEffortCallback, progress bar, bluesky magics. Arguments after -- go to IPython.",
+    )
+    _add_data_dir(ipy)
+    ipy.add_argument("ipython_args", nargs=argparse.REMAINDER, help="passed to IPython")
+    ipy.set_defaults(func=_cmd_ipython)
 
     srv = sub.add_parser(
         "serve",
@@ -234,12 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         from nanoct.reconstruct import main as recon_main
 
         return recon_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv[:1] if argv[:1] == ["run"] else argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "run":
+            return _cmd_run(argv[1:])
         return args.func(args)
     except KeyboardInterrupt:
         return 130

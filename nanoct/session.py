@@ -422,13 +422,58 @@ class Session:
     server_started: bool = False
     suspenders: list = field(default_factory=list)
     tokens: dict = field(default_factory=dict)
+    #: The X-ray microscope (built on first use by :meth:`instrument`, or passed in).
+    microscope: Any = None
+    #: How the twins were built (seed, time_scale, ...): the microscope is built alike.
+    twin_options: dict = field(default_factory=dict)
+
+    def instrument(self, kind: str = "ct") -> Any:
+        """The instrument a plan drives: ``"ct"`` (the sub-um CT) or ``"microscope"``.
+
+        The microscope's twin is built on first use, with the session's seed and time scale,
+        writing its frames under the session's data directory.
+        """
+        if kind == "ct":
+            return self.ct
+        if kind == "microscope":
+            if self.microscope is None:
+                from nanoct.devices import xray_microscope
+
+                opts = {k: v for k, v in self.twin_options.items() if k in ("seed", "time_scale")}
+                self.microscope = xray_microscope(data_dir=self.layout.frames_dir, **opts)
+            return self.microscope
+        raise ValueError(f"instrument kind={kind!r} is unknown; allowed: 'ct', 'microscope'")
+
+    def subscribe(self, purpose: str, callback: DocumentCallback) -> int:
+        """Subscribe `callback` to the RunEngine under `purpose` (replacing one of that name).
+
+        Returns the RunEngine's token; :meth:`unsubscribe` takes the purpose.
+        """
+        self.unsubscribe(purpose)
+        token = self.RE.subscribe(callback)
+        self.tokens[purpose] = token
+        return token
+
+    def unsubscribe(self, purpose: str) -> bool:
+        """Unsubscribe the callback subscribed under `purpose`; False if there was none."""
+        token = self.tokens.pop(purpose, None)
+        if token is None:
+            return False
+        self.RE.unsubscribe(token)
+        return True
 
     def namespace(self) -> dict[str, Any]:
-        """Names for an interactive namespace: ``RE``, ``ct``, ``runs``, and every device."""
+        """Names for an interactive namespace: ``RE``, ``ct``, ``runs``, ``session``, every
+        device of the CT by its name, and (when built) ``microscope`` and its devices (a name
+        that the CT already uses gets the prefix ``xm_``)."""
         ns = {"RE": self.RE, "ct": self.ct, "runs": self.runs, "session": self}
         devices = getattr(self.ct, "devices", None)
         if callable(devices):
             ns.update(devices())
+        if self.microscope is not None:
+            ns["microscope"] = self.microscope
+            for name, dev in self.microscope.devices().items():
+                ns[name if name not in ns else f"xm_{name}"] = dev
         return ns
 
     def close(self, *, stop_server: bool = False) -> None:
@@ -586,6 +631,7 @@ def start_session(
         layout=layout,
         server=info,
         server_started=started,
+        twin_options={"seed": seed, "time_scale": time_scale},
     )
     session.tokens["writer"] = RE.subscribe(writer)
     for i, cb in enumerate(callbacks):
