@@ -85,6 +85,16 @@ def _derived_container(run):
     return parent.create_container(key=DERIVED_KEY)
 
 
+def _clean_uri(uri: str | None) -> str | None:
+    """Tiled's child URIs of a root opened as ``.../api/v1`` read ``metadata//key``."""
+    if not uri:
+        return uri
+    scheme, sep, rest = uri.partition("://")
+    while "//" in rest:
+        rest = rest.replace("//", "/")
+    return scheme + sep + rest
+
+
 def write_previews(volume: np.ndarray, out_dir: str | Path, stem: str) -> dict[str, Path]:
     """PNGs of the three central orthogonal slices (z: axial, y: coronal, x: sagittal), each
     scaled between the volume's 0.5 and 99.5 percentiles. Returns ``{"z"|"y"|"x": path}``."""
@@ -218,7 +228,7 @@ def reconstruct_run(
     return {
         "raw_uid": uid,
         "key": key,
-        "uri": getattr(node, "uri", None),
+        "uri": _clean_uri(getattr(node, "uri", None)),
         "shape": tuple(volume.shape),
         "previews": previews,
         "info": info,
