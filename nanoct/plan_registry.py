@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["PLANS", "PlanEntry", "find_plan"]
+__all__ = ["PLANS", "SPECIMENS", "PlanEntry", "find_plan"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,44 @@ PLANS: dict[str, PlanEntry] = {
             "ct",
             "the reference wire over time: focal-spot drift in um",
         ),
+        PlanEntry(
+            "threshold-scan",
+            "nanoct.plans.microscope:threshold_scan",
+            "microscope",
+            "Medipix2 counts vs lower threshold per pixel (S-curves, noise edge)",
+        ),
+        PlanEntry(
+            "equalize",
+            "nanoct.plans.microscope:equalize_thresholds",
+            "microscope",
+            "choose the 3-bit trims so the per-pixel noise edges align; store and apply them",
+        ),
+        PlanEntry(
+            "radiograph",
+            "nanoct.plans.microscope:radiograph",
+            "microscope",
+            "X-ray microscope image: summed frames, bright-field corrected",
+        ),
+        PlanEntry(
+            "magnification",
+            "nanoct.plans.microscope:calibrate_magnification",
+            "microscope",
+            "object pixel size and magnification from the 6 um glass fibres",
+            specimen="fibres",
+        ),
+        PlanEntry(
+            "flux",
+            "nanoct.plans.microscope:measure_flux",
+            "microscope",
+            "EPMA source flux in photons/mm^2/s at 1 m from open-beam counts",
+        ),
     )
+}
+
+#: Specimens each instrument's twin knows.
+SPECIMENS: dict[str, tuple[str, ...]] = {
+    "ct": ("chip", "jima", "fibres", "edge"),
+    "microscope": ("fibres", "bristles", "facets", "wire", "edge"),
 }
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nanoct.plan_registry import PLANS, PlanEntry, find_plan
+from nanoct.plan_registry import PLANS, SPECIMENS, PlanEntry, find_plan
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ __all__ = ["PlanRun", "build_plan_parser", "list_plans", "plan_options", "run_pl
 
 #: Parameters every plan takes that the command sets itself (not options).
 _RESERVED = {"md"}
-_SPECIMENS = ("chip", "jima", "fibres", "edge")
 
 
 @dataclass(frozen=True)
@@ -180,13 +179,18 @@ def build_plan_parser(entry: PlanEntry) -> argparse.ArgumentParser:
     inst.add_argument(
         "--specimen",
         default=entry.specimen,
-        choices=_SPECIMENS,
-        help=f"specimen in the twin (default {entry.specimen or 'chip'})",
+        choices=SPECIMENS[entry.instrument],
+        help=f"specimen in the twin (default {entry.specimen or SPECIMENS[entry.instrument][0]})",
     )
     inst.add_argument("--seed", type=int, default=0, help="seed of the twin (default 0)")
-    inst.add_argument(
-        "--binning", type=int, default=4, choices=(1, 2, 4), help="detector binning (default 4)"
-    )
+    if entry.instrument == "ct":
+        inst.add_argument(
+            "--binning",
+            type=int,
+            default=4,
+            choices=(1, 2, 4),
+            help="flat-panel binning (default 4)",
+        )
     inst.add_argument(
         "--time-scale",
         type=float,
@@ -260,12 +264,14 @@ def run_plan(
         from nanoct.devices import sub_um_ct
 
         instrument = sub_um_ct(specimen=args.specimen or "chip", binning=args.binning, **twin)
+        binning = args.binning
     else:
         from nanoct.devices import xray_microscope
 
         if args.specimen is not None:
             twin["specimen"] = args.specimen
         instrument = xray_microscope(**twin)
+        binning = 4  # the session's CT (built alongside) keeps its default
     func = entry.load()
     gen = func(instrument, md=dict(args.md) or None, **plan_kwargs)
     # Plans validate every parameter before their first message: take that message now, so
@@ -281,6 +287,7 @@ def run_plan(
         api_key=args.api_key,
         instrument=instrument if entry.instrument == "ct" else None,
         seed=args.seed,
+        binning=binning,
         time_scale=args.time_scale,
         callbacks=[c for c in cbs if c is not None],
     )
