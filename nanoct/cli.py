@@ -222,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("args", nargs=argparse.REMAINDER)
     rec.set_defaults(func=_cmd_recon)
 
+    live = sub.add_parser(
+        "live",
+        add_help=False,
+        help="run the live callbacks (reconstruction, monitors, pictures) in this process, fed "
+        "by a bluesky 0MQ proxy (nanoct live --help for its options)",
+    )
+    live.add_argument("args", nargs=argparse.REMAINDER)
+
     run = sub.add_parser(
         "run",
         add_help=False,
@@ -301,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         from nanoct.reconstruct import main as recon_main
 
         return recon_main(argv[1:])
+    if argv[:1] == ["live"]:  # its own parser too
+        from nanoct.live import main as live_main
+
+        return live_main(argv[1:])
     args = build_parser().parse_args(argv[:1] if argv[:1] == ["run"] else argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -426,6 +426,8 @@ class Session:
     microscope: Any = None
     #: How the twins were built (seed, time_scale, ...): the microscope is built alike.
     twin_options: dict = field(default_factory=dict)
+    #: The live callbacks of :meth:`enable_live` (or its 0MQ publisher), None when off.
+    live: Any = None
 
     def instrument(self, kind: str = "ct") -> Any:
         """The instrument a plan drives: ``"ct"`` (the sub-um CT) or ``"microscope"``.
@@ -462,6 +464,100 @@ class Session:
         self.RE.unsubscribe(token)
         return True
 
+    def enable_progress(self, mode: str = "auto") -> Any:
+        """Show a progress bar for CT-like runs (done/total, time left in instrument and wall
+        time): a tqdm bar in a terminal, a plain line in IPython. Returns the callback."""
+        from nanoct.callbacks.progress import ProgressBar
+        from nanoct.callbacks.safe import safe
+
+        bar = ProgressBar(mode=mode)
+        self.subscribe("progress", safe(bar))
+        return bar
+
+    def enable_live(
+        self,
+        slices: Any = None,
+        *,
+        out_dir: str | Path | None = None,
+        monitors: bool = True,
+        pictures: bool = True,
+        progress: bool = False,
+        publish: str | None = None,
+        drift_threshold_voxels: float = 0.25,
+    ) -> Any:
+        """Switch live reconstruction and the wire/flux monitors on (or publish over 0MQ).
+
+        Parameters
+        ----------
+        slices : int, slice or sequence of int, optional
+            Slices reconstructed while the scan runs (default the central one).
+        out_dir : path, optional
+            Where the PNGs go (default ``<data_dir>/live``).
+        monitors, pictures, progress : bool
+            Also the wire-drift and flux monitors, the PNG pictures, a progress bar (off by
+            default here: :meth:`enable_progress` shows one for every run).
+        publish : str, optional
+            ``HOST:PORT`` of a bluesky 0MQ proxy's input: publish the documents there instead
+            of running the callbacks in this process (``nanoct live --proxy HOST:PORT`` runs
+            them elsewhere).
+        drift_threshold_voxels : float
+            Wire-drift warning threshold.
+
+        Returns
+        -------
+        LiveCallbacks or bluesky Publisher
+            The callbacks (``.recon.current()``, ``.warnings``, ...) or the publisher.
+        """
+        self.disable_live()
+        if publish is not None:
+            from nanoct.live import publish as _publish
+
+            token, publisher = _publish(self.RE, publish)
+            self.tokens["live-publisher"] = token
+            self.live = publisher
+            return publisher
+        from nanoct.callbacks import live_callbacks
+
+        live = live_callbacks(
+            slices=slices,
+            tiled=self.runs,
+            out_dir=Path(out_dir) if out_dir is not None else self.layout.root / "live",
+            monitors=monitors,
+            pictures=pictures,
+            progress=progress,
+            drift_threshold_voxels=drift_threshold_voxels,
+        )
+        for i, token in enumerate(live.subscribe(self.RE)):
+            self.tokens[f"live{i}"] = token
+        self.live = live
+        return live
+
+    def disable_live(self) -> None:
+        """Unsubscribe the live callbacks (or the publisher) of :meth:`enable_live`."""
+        for purpose in [k for k in self.tokens if k.startswith("live")]:
+            self.unsubscribe(purpose)
+        live, self.live = self.live, None
+        close = getattr(live, "close", None)
+        if callable(close):
+            close()
+
+    def summary(self) -> str:
+        """A few lines for the start of an interactive session: where data go, what is there."""
+        base = str(self.runs.uri).split("/api/v1", 1)[0]
+        lines = [
+            f"nanoct session: data {self.layout.root}",
+            f"  Tiled {base}/api/v1 ({'started here' if self.server_started else 'running'}); "
+            f"next scan_id {int(self.RE.md.get('scan_id', 0)) + 1}",
+            f"  CT: {', '.join(self.ct.devices())}",
+        ]
+        if self.microscope is not None:
+            lines.append(f"  microscope: {', '.join(self.microscope.devices())}")
+        lines.append(
+            "  plans: RE(ct_scan(ct, num_angles=360)), runs[-1] reads back; %wa, %ct, %mov; "
+            "live() starts live reconstruction"
+        )
+        return "\n".join(lines)
+
     def namespace(self) -> dict[str, Any]:
         """Names for an interactive namespace: ``RE``, ``ct``, ``runs``, ``session``, every
         device of the CT by its name, and (when built) ``microscope`` and its devices (a name
@@ -478,6 +574,7 @@ class Session:
 
     def close(self, *, stop_server: bool = False) -> None:
         """Finish writing, unsubscribe, and (only if asked) stop the server."""
+        self.disable_live()
         for token in self.tokens.values():
             with contextlib.suppress(Exception):
                 self.RE.unsubscribe(token)

@@ -11,7 +11,7 @@ from nanoct.cli import build_parser, main
 from nanoct.plan_registry import PLANS, find_plan
 from nanoct.runplan import build_plan_parser, parameter_docs, plan_options
 
-SUBCOMMANDS = ["info", "demo", "recon", "serve", "replay", "export", "run", "ipython"]
+SUBCOMMANDS = ["info", "demo", "recon", "serve", "replay", "export", "run", "ipython", "live"]
 
 
 def _nanoct(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
