@@ -135,6 +135,8 @@ class FXE160:
         self.xray_on = True
         self._spectra: dict[tuple[float, int], Spectrum] = {}
         self._dropouts: list[tuple[float, float, float]] = []
+        self._spot_jumps: list[tuple[float, float, float]] = []  # (from t, dx um, dy um)
+        self._parhelion_overrides: list[tuple[float, float]] = []  # (from t, weight)
 
     # ---- settings -------------------------------------------------------------------------
     def validate(
@@ -213,6 +215,21 @@ class FXE160:
             raise ValueError(f"duration_s={duration_s!r} must be > 0 and level={level!r} in [0, 1)")
         self._dropouts.append((float(start_s), float(start_s) + float(duration_s), float(level)))
 
+    def inject_spot_jump(self, start_s: float, dx_um: float, dy_um: float) -> None:
+        """Fault injection: from twin time ``start_s`` on, the focal spot sits ``(dx_um,
+        dy_um)`` away from where its drift model puts it (a sudden jump, e.g. a target defect
+        or an electron-optics glitch). Jumps add up. Used to test the drift monitors."""
+        if not all(np.isfinite(v) for v in (start_s, dx_um, dy_um)):
+            raise ValueError(f"start_s, dx_um, dy_um must be finite; got {start_s, dx_um, dy_um}")
+        self._spot_jumps.append((float(start_s), float(dx_um), float(dy_um)))
+
+    def inject_parhelion(self, start_s: float, weight: float) -> None:
+        """Fault injection: from twin time ``start_s`` on, the secondary focal spot carries
+        ``weight`` of the emission (in high-focus mode, where the parhelion exists)."""
+        if not (np.isfinite(start_s) and 0.0 <= weight <= 0.5):
+            raise ValueError(f"weight={weight!r} must lie in [0, 0.5] (start_s={start_s!r})")
+        self._parhelion_overrides.append((float(start_s), float(weight)))
+
     def _dropout_level(self, t: float) -> float:
         level = 1.0
         for t0, t1, lv in self._dropouts:
@@ -241,11 +258,14 @@ class FXE160:
 
     def spot_offset_um(self, t: float) -> tuple[float, float]:
         """Focal-spot centre (x, y) in um relative to its cold position."""
-        if not self.drift:
-            return 0.0, 0.0
-        age = self._age_s(t)
-        trend = np.array([0.3, 0.8]) * (1.0 - np.exp(-age / (3.0 * HOUR_S)))
-        x, y = trend + self._walk(t)
+        x = y = 0.0
+        if self.drift:
+            age = self._age_s(t)
+            trend = np.array([0.3, 0.8]) * (1.0 - np.exp(-age / (3.0 * HOUR_S)))
+            x, y = trend + self._walk(t)
+        for t0, dx, dy in self._spot_jumps:
+            if t >= t0:
+                x, y = x + dx, y + dy
         return float(x), float(y)
 
     def spot_size_um(self, t: float) -> float:
@@ -255,6 +275,9 @@ class FXE160:
         return float(size)
 
     def parhelion_weight(self, t: float) -> float:
+        override = [w for t0, w in self._parhelion_overrides if t >= t0]
+        if override and self.focus_mode.has_parhelion:
+            return override[-1]
         if not (self.parhelion and self.focus_mode.has_parhelion):
             return 0.0
         w = self.PARHELION_MEAN_WEIGHT + float(self._parhelion(t)[0])

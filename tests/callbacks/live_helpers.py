@@ -53,25 +53,19 @@ class AtProjection:
 
 
 def spot_jump(tube, dx_um: float, dy_um: float) -> Callable[[], None]:
-    """Fault: the focal spot jumps by ``(dx_um, dy_um)`` and stays there (the twin's tube has
-    no such hook, so its spot model is wrapped; the rest of the physics is untouched)."""
+    """Fault: the focal spot jumps by ``(dx_um, dy_um)`` now and stays there (the twin's own
+    fault-injection hook)."""
 
     def apply() -> None:
-        original = tube.spot_offset_um
-
-        def jumped(t: float) -> tuple[float, float]:
-            x, y = original(t)
-            return x + dx_um, y + dy_um
-
-        tube.spot_offset_um = jumped
+        tube.inject_spot_jump(tube.clock.now(), dx_um, dy_um)
 
     return apply
 
 
 def parhelion_change(tube, weight: float) -> Callable[[], None]:
-    """Fault: the secondary focal spot's weight changes to ``weight`` and stays there."""
+    """Fault: the secondary focal spot's weight changes to ``weight`` now and stays there."""
 
     def apply() -> None:
-        tube.parhelion_weight = lambda t: weight
+        tube.inject_parhelion(tube.clock.now(), weight)
 
     return apply

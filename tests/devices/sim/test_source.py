@@ -81,3 +81,19 @@ def test_switching_on_restarts_conditioning():
     assert t.state().output_factor == 0.0
     t.switch(True)
     assert t.state().output_factor == pytest.approx(0.92)
+
+
+def test_injected_spot_jump_and_parhelion_change_act_from_their_time_on():
+    t = tube(drift=False, parhelion=False)
+    t.inject_spot_jump(100.0, 2.0, -1.0)
+    t.inject_parhelion(200.0, 0.25)
+    assert t.spot_offset_um(99.0) == (0.0, 0.0)
+    assert t.spot_offset_um(100.0) == pytest.approx((2.0, -1.0))
+    assert t.parhelion_weight(199.0) == 0.0  # parhelion off until the injected change
+    assert t.parhelion_weight(250.0) == 0.25
+    t.configure(mode="micro_focus")  # no secondary spot in this mode, injected or not
+    assert t.parhelion_weight(250.0) == 0.0
+    with pytest.raises(ValueError, match="weight"):
+        t.inject_parhelion(0.0, 0.9)
+    with pytest.raises(ValueError, match="finite"):
+        t.inject_spot_jump(0.0, float("nan"), 0.0)
