@@ -33,6 +33,8 @@ class CTProgress:
 
 
 def _hms(s: float) -> str:
+    if s != s or s in (float("inf"), float("-inf")):  # NaN or infinite: not known yet
+        return "?:??:??"
     s = max(round(s), 0)
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 

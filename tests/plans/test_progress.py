@@ -37,3 +37,11 @@ def test_progress_counts_and_estimates_the_time_left(tmp_path):
         < 2 * start["expected_duration_s"]["per_flat_block_s"]
     )
     assert "10/20 projections (50 %)" in half.line()
+
+
+def test_line_before_the_first_event_says_the_wall_time_is_not_known_yet():
+    from nanoct.plans.progress import CTProgress
+
+    line = CTProgress(0, 10, 3600.0, float("nan")).line()
+    assert "0/10 projections" in line and "1:00:00 instrument time left" in line
+    assert "?:??:?? wall time left" in line
