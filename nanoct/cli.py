@@ -41,6 +41,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         binning=args.binning,
         seed=args.seed,
         specimen=args.specimen,
+        live=not args.no_live,
+        progress=not args.no_progress,
     )
     print(f"run uid: {res.uid}")
     print(f"tiled: {res.tiled_uri} (container 'raw'; the embedded server stopped after the demo)")
@@ -212,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--binning", type=int, default=4, choices=(1, 2, 4))
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--specimen", default="chip", choices=("chip", "jima", "fibres", "edge"))
+    demo.add_argument(
+        "--no-live", action="store_true", help="no live reconstruction and monitors during the scan"
+    )
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
 
     rec = sub.add_parser(

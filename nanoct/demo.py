@@ -73,33 +73,50 @@ def run_demo(
     seed: int = 0,
     specimen: str = "chip",
     slices: int = 16,
+    live: bool = True,
+    progress: bool = True,
 ) -> DemoResult:
-    """Run the simulated CT into an embedded Tiled server and reconstruct ``slices`` central
-    slices; PNGs go under ``workdir``."""
+    """Run the simulated CT into an embedded Tiled server, with live reconstruction of the
+    central slice and the monitors while it runs, then reconstruct ``slices`` central slices
+    offline into Tiled; PNGs go under ``workdir``."""
     from bluesky import RunEngine
     from bluesky_tiled_plugins import TiledWriter
     from tiled.client import from_uri
     from tiled.server import SimpleTiledServer
     from tiled.structures.core import Spec
 
+    from nanoct.callbacks import live_callbacks
     from nanoct.devices import sub_um_ct
     from nanoct.plans import ct_scan, install_flux_suspenders
     from nanoct.reconstruct import reconstruct_run
 
-    if angles < 2:
-        raise ValueError(f"angles={angles!r} must be >= 2")
+    if isinstance(angles, bool) or not isinstance(angles, int) or angles < 2:
+        raise ValueError(f"angles={angles!r} must be an integer >= 2")
+    if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
+        raise ValueError(f"slices={slices!r} must be an integer >= 1")
     workdir = Path(workdir).expanduser().resolve()
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     ct = sub_um_ct(seed=seed, specimen=specimen, binning=binning, data_dir=data_dir)
     server = SimpleTiledServer(directory=workdir / "tiled", readable_storage=[data_dir])
+    callbacks = None
     try:
         client = from_uri(server.uri)
         if "raw" not in client:
             client.create_container("raw", specs=[Spec("CatalogOfBlueskyRuns", version="3.0")])
         runs = client["raw"]
         RE = RunEngine({})
-        RE.subscribe(TiledWriter(runs))
+        RE.subscribe(TiledWriter(runs))  # the data writer: never wrapped
+        if live or progress:
+            callbacks = live_callbacks(
+                tiled=runs if live else None,
+                out_dir=workdir if live else None,
+                recon=live,
+                monitors=live,
+                pictures=live,
+                progress=progress,
+            )
+            callbacks.subscribe(RE)
         install_flux_suspenders(RE, ct, num_flats=4)
         (uid,) = RE(
             ct_scan(
@@ -112,6 +129,16 @@ def run_demo(
                 num_flats=4,
             )
         )
+        pngs: list[Path] = []
+        if callbacks is not None and callbacks.recon is not None:
+            callbacks.recon.wait(timeout_s=600)
+            callbacks.close()  # the final live slices, their PNGs and the monitors' pictures
+            result = callbacks.recon.result or {}
+            pngs += [Path(p) for p in (result.get("previews") or {}).values()]
+        if callbacks is not None and callbacks.pictures is not None:
+            pngs += [Path(p) for p in callbacks.pictures.written.values()]
+        for w in callbacks.warnings if callbacks is not None else []:
+            logger.warning("monitor: %s", w)
         run = runs[uid]
         images = run["primary"]["flatpanel_image"]
         rows = images.shape[1]
@@ -119,11 +146,15 @@ def run_demo(
             run, out_dir=workdir, slices=slice(rows // 2 - slices // 2, rows // 2 + slices // 2)
         )
         previews = res.get("previews", [])
-        pngs = [Path(p) for p in (previews.values() if isinstance(previews, dict) else previews)]
+        pngs += [Path(p) for p in (previews.values() if isinstance(previews, dict) else previews)]
         pngs.append(_save_png(images[0], workdir / "projection_000.png"))
         drift = _save_drift_png(res.get("info", {}), workdir / "wire_drift.png")
         if drift is not None:
             pngs.append(drift)
-        return DemoResult(uid, server.uri.split("?")[0], tuple(images.shape), tuple(pngs), data_dir)
+        return DemoResult(
+            uid, server.uri.split("?")[0], tuple(images.shape), tuple(dict.fromkeys(pngs)), data_dir
+        )
     finally:
+        if callbacks is not None:
+            callbacks.close()
         server.close()
