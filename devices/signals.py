@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ophyd import Component as Cpt
-from ophyd import Device, DeviceStatus, Kind, Signal
+from ophyd import Device, DeviceStatus, Kind, Signal, SignalRO
 
 __all__ = ["ReadbackSignal", "SettingSignal", "TwinAxis", "run_in_twin_time"]
 
@@ -164,6 +164,9 @@ class TwinAxis(Device):
 
     readback = Cpt(_AxisReadback, getter="_read_position", kind=Kind.hinted)
     setpoint = Cpt(Signal, value=0.0, kind=Kind.normal)
+    #: User/dial offset, as an EPICS motor has (``%wa`` shows it): always 0 on the twin, which
+    #: has no separate dial position; read-only.
+    user_offset = Cpt(SignalRO, value=0.0, kind=Kind.config)
 
     def __init__(
         self,

@@ -179,12 +179,14 @@ def _cmd_ipython(args: argparse.Namespace) -> int:
 
     from IPython import start_ipython
 
-    from nanoct.profile import profile_dir
+    from nanoct.config import resolve_data_dir
+    from nanoct.profile import prepare_profile
 
-    if args.data_dir:
-        os.environ["NANOCT_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    layout = resolve_data_dir(args.data_dir)
+    os.environ["NANOCT_DATA_DIR"] = str(layout.root)
+    profile = prepare_profile(layout.root / "session" / "ipython")
     rest = [a for a in args.ipython_args if a != "--"]
-    start_ipython(argv=[f"--profile-dir={profile_dir()}", *rest])
+    start_ipython(argv=[f"--profile-dir={profile}", *rest])
     return 0
 
 

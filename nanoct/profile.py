@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_OPTIONS", "profile_dir", "session_options_from_env"]
+__all__ = ["ENV_OPTIONS", "prepare_profile", "profile_dir", "session_options_from_env"]
 
 #: Environment variables the profile reads, the session option each sets, and its type.
 ENV_OPTIONS: dict[str, tuple[str, type]] = {
@@ -29,6 +29,28 @@ ENV_OPTIONS: dict[str, tuple[str, type]] = {
 def profile_dir() -> Path:
     """The directory of nanoct's IPython profile (``profile_collection``)."""
     return Path(str(resources.files("nanoct.profile_collection")))
+
+
+def prepare_profile(target: str | Path) -> Path:
+    """A writable IPython profile directory at `target` whose startup files are nanoct's.
+
+    IPython writes its history, logs and pid files into the profile directory, so
+    ``nanoct ipython`` does not point it at the installed package: it copies the startup
+    files (replacing older copies, so an upgraded nanoct takes effect) into `target`.
+    """
+    import shutil
+
+    target = Path(target)
+    startup = target / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    source = profile_dir() / "startup"
+    wanted = {p.name for p in source.glob("*.py")}
+    for old in startup.glob("*.py"):
+        if old.name not in wanted:
+            old.unlink()
+    for name in sorted(wanted):
+        shutil.copyfile(source / name, startup / name)
+    return target
 
 
 def session_options_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
