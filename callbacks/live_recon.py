@@ -54,13 +54,18 @@ def derived_container(runs: Any, key: str = DERIVED_KEY) -> Any:
     ``nanoct.reconstruct`` places offline volumes)."""
     from tiled.client import from_context
 
+    from tiled.client.container import Container
+
     parts = list(getattr(runs, "path_parts", []) or [])
     parent = from_context(runs.context)
     for part in parts[:-1]:
         parent = parent[part]
-    if key in parent:
-        return parent[key]
-    return parent.create_container(key=key)
+    # Container's own lookup: a CatalogOfBlueskyRuns reads a string key as a (partial) run
+    # uid, so ``key in parent`` is False there even when the container exists.
+    try:
+        return Container.__getitem__(parent, key)
+    except KeyError:
+        return parent.create_container(key=key)
 
 
 def _check_slices(slices: Any) -> Any:

@@ -357,3 +357,46 @@ def format_result(result: Any) -> list[str]:
         elif v.ndim == 0 and v.dtype.kind in "biuf":
             lines.append(f"{key}: {v.item():.6g}")
     return lines
+
+
+def plans_markdown() -> str:
+    """``docs/plans.md``: every user-facing plan with its parameters, from the plans
+    themselves (signature, defaults, numpydoc), so the page cannot drift from the code.
+
+    Regenerate with ``python -c "from nanoct.runplan import plans_markdown as m;
+    open('docs/plans.md', 'w').write(m())"``; a test checks the page is current.
+    """
+    out = [
+        "# Plans",
+        "",
+        "Every user-facing plan, with its parameters (generated from the code by",
+        "`nanoct.runplan.plans_markdown`; `nanoct run PLAN --help` shows the same). In Python:",
+        "`RE(plan(instrument, **parameters))` with the instrument of `sub_um_ct()` (CT) or",
+        "`xray_microscope()` (microscope); on the command line:",
+        "`nanoct run NAME --parameter value`.",
+        "Every plan validates its parameters before its first message: bad input raises a",
+        "`ValueError` naming the parameter, the value and the allowed range before anything moves.",
+        "",
+    ]
+    for entry in PLANS.values():
+        func = entry.load()
+        doc = inspect.getdoc(func) or ""
+        docs = parameter_docs(doc)
+        out += [
+            f"## `{entry.function_name}` (`nanoct run {entry.name}`, {entry.instrument})",
+            "",
+            doc.split("\n\n", 1)[0].replace("\n", " "),
+            "",
+        ]
+        if entry.specimen:
+            out += [f"Needs the `{entry.specimen}` specimen in the twin.", ""]
+        out += ["| parameter | default | meaning |", "|---|---|---|"]
+        params = list(inspect.signature(func).parameters.values())[1:]
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            default = "required" if p.default is inspect.Parameter.empty else f"`{p.default!r}`"
+            meaning = docs.get(p.name, "").replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{p.name}` | {default} | {meaning} |")
+        out.append("")
+    return "\n".join(out)

@@ -164,6 +164,27 @@ def focal_spot_size(
     magnification, as done here. The result is the spot seen through the whole imaging chain
     (scintillator spread included); it is an upper bound of the true spot.
 
+    Parameters
+    ----------
+    ct : SubMicronCT
+        The instrument with the ``'edge'`` specimen mounted.
+    sod_mm : float
+        Source-object distance of the edge (mm); default the minimum, 0.5073 mm.
+    sdd_mm : float, optional
+        Source-detector distance (mm); None keeps the present one.
+    exposure_s : float
+        Exposure of one frame (s), within the flat panel's range.
+    frames : int
+        Frames averaged into each image.
+    num_images : int
+        Edge images averaged.
+    num_darks, num_flats : int
+        Images in the dark block (shutter closed) and the flat block (specimen out).
+    level : float
+        Isodose level in (0, 1) at which the line spread is measured (the paper: 0.1).
+    md : dict, optional
+        Metadata merged into the start document.
+
     Returns a dict with ``spot_size_um``, ``magnification``, ``lsf`` and ``esf``.
     """
     _validate_common(ct, exposure_s, frames, num_darks, num_flats)
@@ -241,6 +262,23 @@ def jima_resolution(
     found at the expected line positions; the finest resolved group is the detail
     recognisability. Returns per-group ``widths_um``, ``resolved``, ``lines_found``,
     ``modulation`` and the ``detail_recognisability_um``.
+
+    Parameters
+    ----------
+    ct : SubMicronCT
+        The instrument with the ``'jima'`` chart mounted.
+    sod_mm : float, optional
+        Source-object distance of the chart (mm); None keeps the present one.
+    exposure_s : float
+        Exposure of one frame (s), within the flat panel's range.
+    frames : int
+        Frames averaged into each image.
+    num_images : int
+        Chart images averaged.
+    num_darks, num_flats : int
+        Images in the dark block (shutter closed) and the flat block (specimen out).
+    md : dict, optional
+        Metadata merged into the start document.
     """
     from nanoct.devices.sim.specimens import JIMA_WIDTHS_UM, jima_layout
 
@@ -330,6 +368,22 @@ def flux_stability(
     difference between consecutive bright images: its large-scale structure (relative
     difference less its mean, smoothed over ``smooth_px``, root mean square) is the
     ``parhelion_score`` -- the secondary focal spot changing the illumination (Fig. 4).
+
+    Parameters
+    ----------
+    ct : SubMicronCT
+    duration_s : float
+        How long to watch, in instrument time (s).
+    interval_s : float
+        Time between bright images (s), in (0, duration_s].
+    exposure_s : float
+        Exposure of one frame (s), within the flat panel's range.
+    frames : int
+        Frames averaged into each image.
+    smooth_px : float
+        Gaussian smoothing (px) of the difference images before the parhelion score.
+    md : dict, optional
+        Metadata merged into the start document.
     """
     n = _check_schedule(duration_s, interval_s)
     ct.twin.detector.validate(exposure_s=exposure_s, frames=frames)
@@ -405,6 +459,18 @@ def alignment_180(
     Returns ``center_col_px`` (column of the axis' projection; the detector centre is
     ``(cols - 1) / 2``), ``offset_px`` from the centre, ``axis_offset_mm`` (the manipulator x
     correction at the axis: offset times pixel over magnification) and ``tilt_deg``.
+
+    Parameters
+    ----------
+    ct : SubMicronCT
+    exposure_s : float
+        Exposure of one frame (s), within the flat panel's range.
+    frames : int
+        Frames averaged into each image.
+    num_darks, num_flats : int
+        Images in the dark block (shutter closed) and the flat block (specimen out).
+    md : dict, optional
+        Metadata merged into the start document.
     """
     _validate_common(ct, exposure_s, frames, num_darks, num_flats)
     results: dict[str, Any] = {}
@@ -457,7 +523,23 @@ def wire_stability(
 ):
     """The reference wire's shadow every ``interval_s`` for ``duration_s``, specimen out of the
     beam: the focal spot's (and the wire mount's) stability on its own. Returns the wire
-    positions (px), their drift (max - min) and the implied spot motion (um)."""
+    positions (px), their drift (max - min) and the implied spot motion (um).
+
+    Parameters
+    ----------
+    ct : SubMicronCT
+        The instrument with its reference wire mounted.
+    duration_s : float
+        How long to watch, in instrument time (s).
+    interval_s : float
+        Time between images (s), in (0, duration_s].
+    exposure_s : float
+        Exposure of one frame (s), within the flat panel's range.
+    frames : int
+        Frames averaged into each image.
+    md : dict, optional
+        Metadata merged into the start document.
+    """
     from nanoct.recon.alignment import spot_shift_from_wire
 
     n = _check_schedule(duration_s, interval_s)

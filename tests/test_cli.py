@@ -116,3 +116,14 @@ def test_parameter_docs_reads_numpydoc():
 
     docs = parameter_docs(inspect.cleandoc(doc))
     assert docs == {"a": "The first", "b": "Both of them", "c": "Both of them"}
+
+
+def test_docs_plans_page_is_current():
+    from pathlib import Path
+
+    from nanoct.runplan import plans_markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "plans.md"
+    assert page.read_text() == plans_markdown(), (
+        "docs/plans.md is stale: regenerate it (see nanoct.runplan.plans_markdown)"
+    )
