@@ -53,7 +53,6 @@ def derived_container(runs: Any, key: str = DERIVED_KEY) -> Any:
     needed; when ``runs`` is the server's root, the container is inside it (as
     ``nanoct.reconstruct`` places offline volumes)."""
     from tiled.client import from_context
-
     from tiled.client.container import Container
 
     parts = list(getattr(runs, "path_parts", []) or [])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ophyd import Signal
 
 from nanoct.devices.epma import EPMASource
 from nanoct.devices.instrument import default_data_dir
@@ -31,6 +33,11 @@ class XRayMicroscope:
     geometry: MicroscopeGeometry
     medipix: Medipix2
     waiter: TwinWaiter
+    #: Scan bookkeeping read into events by the CT plans (nano-CT, laminography).
+    projection_index: Signal = field(
+        default_factory=lambda: Signal(name="projection_index", value=-1)
+    )
+    flat_block: Signal = field(default_factory=lambda: Signal(name="flat_block", value=-1))
 
     def devices(self) -> dict[str, object]:
         """The ophyd devices by name (for a namespace or a ``%wa``)."""
@@ -66,7 +73,8 @@ def xray_microscope(
         Seeds every random element; the same seed gives the same counts (time_scale 0).
     specimen : str or Specimen
         ``'fibres'`` (default: 6 um glass fibres, for the magnification), ``'bristles'``,
-        ``'facets'``, ``'wire'``, ``'edge'`` or a custom Specimen.
+        ``'facets'``, ``'wire'``, ``'edge'``, ``'flat_chip'`` (laminography) or a custom
+        Specimen.
     time_scale : float
         Wall seconds per twin second; 0 = as fast as possible.
     instabilities : MicroscopeInstabilities, optional

@@ -3,8 +3,10 @@
 The specimen sits in air in front of the EPMA's exit window on a high-resolution manipulator
 (paper, section 2.1): x (lateral), y (vertical) and z = the focus-object distance (FOD), which
 sets the magnification; a rotation about the vertical axis is mounted on it (for a later
-nano-CT). The detector is fixed. Ranges are the twin's (assumptions, see
-:mod:`nanoct.devices.sim.microscope`): FOD 0.3-50 mm, x and y +-10 mm, rotation continuous.
+nano-CT), on a tilt cradle (``rotation.tilt``, laminography; the convention of
+:mod:`nanoct.devices.stages`). The detector is fixed. Ranges are the twin's (assumptions, see
+:mod:`nanoct.devices.sim.microscope`): FOD 0.3-50 mm, x and y +-10 mm, rotation continuous,
+tilt +-60 deg.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ophyd import Device, Kind
 
 from nanoct.devices.signals import ReadbackSignal, TwinAxis
 from nanoct.devices.sim.microscope import MicroscopeTwin
+from nanoct.devices.stages import TiltAxis
 
 __all__ = ["MicroscopeGeometry", "MicroscopeManipulator", "SpecimenRotation"]
 
@@ -32,15 +35,24 @@ class MicroscopeManipulator(Device):
         self._twin = twin
         super().__init__(prefix, **kwargs)
 
-    def out_of_beam_x(self) -> float:
-        """An x position (mm) where the whole specimen is outside the cone (bright fields)."""
-        return self._twin.out_of_beam_x_mm()
+    def out_of_beam_x(self, *, tilt_deg: float | None = None) -> float:
+        """An x position (mm) where the whole specimen is outside the cone (bright fields);
+        ``tilt_deg``: at that laminography tilt instead of the present one."""
+        return self._twin.out_of_beam_x_mm(tilt_deg=tilt_deg)
 
 
 class SpecimenRotation(TwinAxis):
-    """Rotation of the specimen about the vertical axis, deg, continuous (no soft limits)."""
+    """Rotation of the specimen about the vertical axis, deg, continuous (no soft limits);
+    ``tilt`` inclines the axis (laminography)."""
 
     wobble = Cpt(ReadbackSignal, getter="_get_wobble", units="urad", kind=Kind.config)
+    tilt = Cpt(
+        TiltAxis,
+        twin_axis="tilt_deg",
+        egu="deg",
+        limits=MicroscopeTwin.TILT_RANGE_DEG,
+        kind=Kind.normal,
+    )
 
     def __init__(self, prefix: str = "", *, twin, **kwargs):
         super().__init__(prefix, twin=twin, twin_axis="angle_deg", egu="deg", **kwargs)

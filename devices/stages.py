@@ -4,6 +4,12 @@ The manipulator's z is the source-object distance (SOD): moving it changes the m
 Limits: z from the paper's minimum focus-object distance 0.5073 mm up to 200 mm, x and y
 +-25 mm (travel ranges are assumptions), rotation continuous. The rotation stage's wobble
 (<= 15 urad, the paper's stage) is a property of the twin, reported as configuration.
+
+Laminography: the rotation stage sits on a tilt cradle, ``rotation.tilt`` (deg, within the
+twin's ``TILT_RANGE_DEG``, an assumption of +-60 deg): it inclines the rotation axis about the
+lab x axis through the rotation centre, positive moving the axis' upper end towards the
+detector; 0 is ordinary CT. Read with the rotation (data key ``rotation_tilt``), validated
+before anything moves.
 """
 
 from __future__ import annotations
@@ -12,14 +18,29 @@ from ophyd import Component as Cpt
 from ophyd import Device, Kind
 
 from nanoct.devices.signals import ReadbackSignal, SettingSignal, TwinAxis
+from nanoct.devices.sim.twin import CTTwin
 
-__all__ = ["GeometryReadout", "RotationStage", "SampleManipulator"]
+__all__ = ["GeometryReadout", "RotationStage", "SampleManipulator", "TiltAxis"]
+
+
+class TiltAxis(TwinAxis):
+    """The laminography tilt of a rotation stage (twin axis ``tilt_deg``), deg.
+
+    Its readback is read with the stage (kind normal) but not hinted, so plots and tables keep
+    the rotation angle as the scan's dimension.
+    """
+
+    readback = Cpt(ReadbackSignal, getter="_read_position", kind=Kind.normal)
 
 
 class RotationStage(TwinAxis):
-    """Air-bearing rotation stage: ``set(angle_deg)``; continuous (no soft limits)."""
+    """Air-bearing rotation stage: ``set(angle_deg)``; continuous (no soft limits). ``tilt``
+    inclines its axis (laminography)."""
 
     wobble = Cpt(ReadbackSignal, getter="_get_wobble", units="urad", kind=Kind.config)
+    tilt = Cpt(
+        TiltAxis, twin_axis="tilt_deg", egu="deg", limits=CTTwin.TILT_RANGE_DEG, kind=Kind.normal
+    )
 
     def __init__(self, prefix: str = "", *, twin, **kwargs):
         super().__init__(prefix, twin=twin, twin_axis="angle_deg", egu="deg", **kwargs)
@@ -39,9 +60,11 @@ class SampleManipulator(Device):
         self._twin = twin
         super().__init__(prefix, **kwargs)
 
-    def out_of_beam_x(self) -> float:
-        """An x position (mm) where the whole specimen is outside the cone beam (for flats)."""
-        return self._twin.out_of_beam_x_mm()
+    def out_of_beam_x(self, *, tilt_deg: float | None = None) -> float:
+        """An x position (mm) where the whole specimen is outside the cone beam (for flats);
+        ``tilt_deg``: at that laminography tilt instead of the present one (a check before a
+        tilt move). ValueError if the specimen cannot leave the beam."""
+        return self._twin.out_of_beam_x_mm(tilt_deg=tilt_deg)
 
 
 class GeometryReadout(Device):

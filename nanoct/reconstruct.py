@@ -1,11 +1,15 @@
-"""``nanoct recon RUN``: reconstruct a ``ct_scan`` run from Tiled and store the volume beside it.
+"""``nanoct recon RUN``: reconstruct a CT run from Tiled and store the volume beside it.
 
-:func:`reconstruct_run` reads the run's ``dark``, ``flat`` and ``primary`` streams and its start
-document, calls :func:`nanoct.recon.pipeline.reconstruct_ct` (the run's own geometry and
-reference wire), writes the volume into a ``processed`` container next to the runs catalog
+:func:`reconstruct_run` reads the run's ``dark``, ``flat``, ``primary`` and (if there)
+``reference`` streams and its start document, calls
+:func:`nanoct.recon.pipeline.reconstruct_ct` (the run's own geometry, tilt, detector kind and
+drift reference), writes the volume into a ``processed`` container next to the runs catalog
 (key ``<raw uid>-<algorithm>``, metadata ``{"raw_uid": ..., ...}`` linking it to the run) and
-PNG previews of three orthogonal slices. :func:`main` is the command line; it is what the
-``nanoct`` CLI calls for ``nanoct recon``.
+PNG previews of three orthogonal slices. The runs of :data:`CT_PLANS` are accepted: the
+sub-um CT's ``ct_scan``, the microscope's ``nano_ct_scan`` (photon counts: the Poisson-aware
+reconstruction is chosen at low counts) and ``laminography_scan`` on either instrument
+(tilted-axis reconstruction); the detector is the run's first (``start["detectors"]``).
+:func:`main` is the command line; it is what the ``nanoct`` CLI calls for ``nanoct recon``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,22 @@ import numpy as np
 
 from nanoct.recon.pipeline import ALGORITHMS, reconstruct_ct
 
-__all__ = ["DERIVED_KEY", "RunError", "main", "parse_slices", "reconstruct_run", "write_previews"]
+__all__ = [
+    "CT_PLANS",
+    "DERIVED_KEY",
+    "RunError",
+    "main",
+    "parse_slices",
+    "reconstruct_run",
+    "write_previews",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Container (sibling of the runs catalog) that holds reconstructed volumes.
 DERIVED_KEY = "processed"
+#: Plans whose runs :func:`reconstruct_run` reconstructs (the generic CT schedule's).
+CT_PLANS = ("ct_scan", "nano_ct_scan", "laminography_scan")
 
 
 class RunError(ValueError):
@@ -124,32 +138,39 @@ def reconstruct_run(
     *,
     out_dir: str | Path,
     slices: slice | Sequence[int] | int | None = None,
-    algorithm: str = "fdk",
+    algorithm: str = "auto",
     drift_correction: bool = True,
     use_recorded_wire: bool = True,
     progress=None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Reconstruct one ``ct_scan`` run read from Tiled and write the volume back beside it.
+    """Reconstruct one CT run (:data:`CT_PLANS`) read from Tiled and write the volume back
+    beside it.
 
     Parameters
     ----------
     run : tiled client node
-        The run (``runs[uid]``), with streams ``dark`` (optional), ``flat``, ``primary``.
+        The run (``runs[uid]``), with streams ``dark`` (optional), ``flat``, ``primary`` and
+        ``reference`` (optional: reference projections, the drift reference without a wire).
     out_dir : path
         Where the PNG previews go.
     slices : slice, int or sequence of int, optional
         Volume slices to reconstruct (default all).
-    algorithm : {'fdk', 'fbp', 'sirt'}
+    algorithm : {'auto', 'fdk', 'fbp', 'sirt', 'poisson-ml'}
+        ``'auto'`` (default): FDK for an integrating detector (laminographic FBP for a tilted
+        axis); for photon counts the Poisson-aware maximum likelihood below 20 mean counts
+        per pixel, FDK above (:func:`~nanoct.recon.pipeline.reconstruct_ct`).
     drift_correction : bool
-        Undo the focal-spot drift measured on the reference wire.
+        Undo the focal-spot drift measured on the reference wire (or, without one, on the
+        reference projections).
     use_recorded_wire : bool
         Use the run's ``wire_x_px`` / ``wire_y_px`` (the wire monitor's, measured during the
         scan) when they are there; otherwise the wire is measured on the projections.
     progress : callable, optional
         ``progress(stage)`` as each stage starts.
     **options
-        Passed to :func:`~nanoct.recon.pipeline.reconstruct_ct` (``volume_shape``, ...).
+        Passed to :func:`~nanoct.recon.pipeline.reconstruct_ct` (``volume_shape``,
+        ``crop_rows``, ``bin_factor``, ...).
 
     Returns
     -------
@@ -160,33 +181,41 @@ def reconstruct_run(
     Raises
     ------
     RunError
-        Not a ``ct_scan`` run, a stream or column missing, no flats; ``ValueError`` from the
+        Not a CT run, a stream or column missing, no flats; ``ValueError`` from the
         pipeline for inconsistent geometry.
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} is not one of {ALGORITHMS}")
     start = dict(run.metadata.get("start") or {})
     uid = str(start.get("uid", "?"))
-    if start.get("plan_name") != "ct_scan":
-        raise RunError(f"run {uid} is a {start.get('plan_name')!r} run, not a ct_scan")
+    if start.get("plan_name") not in CT_PLANS:
+        raise RunError(
+            f"run {uid} is a {start.get('plan_name')!r} run, not a ct_scan (nor another CT "
+            f"run: {', '.join(CT_PLANS)})"
+        )
+    det = str((start.get("detectors") or ["flatpanel"])[0])
+    image, t_key, a_key = f"{det}_image", f"{det}_twin_time", f"{det}_rotation_angle"
     if progress is not None:
         progress("read")
     primary = _stream(run, "primary")
     flat = _stream(run, "flat", required=False)
-    if flat is None or "flatpanel_image" not in flat or flat["flatpanel_image"].shape[0] == 0:
+    if flat is None or image not in flat or flat[image].shape[0] == 0:
         raise RunError(f"run {uid} has no flats: it cannot be normalised")
     dark = _stream(run, "dark", required=False)
-    projections = primary["flatpanel_image"].read()
+    reference = _stream(run, "reference", required=False)
+    projections = primary[image].read()
     pt = primary.read()
     ft = flat.read()
-    flats = flat["flatpanel_image"].read()
-    darks = (
-        dark["flatpanel_image"].read() if dark is not None and "flatpanel_image" in dark else None
-    )
-    angles = _column(pt, "flatpanel_rotation_angle", "primary", uid)
-    times = _column(pt, "flatpanel_twin_time", "primary", uid)
-    flat_times = _column(ft, "flatpanel_twin_time", "flat", uid)
+    flats = flat[image].read()
+    darks = dark[image].read() if dark is not None and image in dark else None
+    angles = _column(pt, a_key, "primary", uid)
+    times = _column(pt, t_key, "primary", uid)
+    flat_times = _column(ft, t_key, "flat", uid)
     blocks = np.asarray(ft["flat_block"]) if "flat_block" in ft else None
+    refs = ref_times = None
+    if reference is not None and image in reference:
+        refs = reference[image].read()
+        ref_times = _column(reference.read(), t_key, "reference", uid)
     wire_xy = None
     if use_recorded_wire and "wire_x_px" in pt and "wire_y_px" in pt:
         wx = np.asarray(pt["wire_x_px"], dtype=np.float64)
@@ -197,18 +226,21 @@ def reconstruct_run(
         volume, info = reconstruct_ct(
             projections, angles, times, flats, flat_times, blocks, darks, start,
             wire_xy_px=wire_xy, drift_correction=drift_correction, algorithm=algorithm,
-            slices=slices, progress=progress, **options,
+            slices=slices, progress=progress, references=refs, reference_times_s=ref_times,
+            **options,
         )  # fmt: skip
     except ValueError as err:
         raise RunError(f"run {uid}: {err}") from err
     if progress is not None:
         progress("write")
     container = _derived_container(run)
-    key = f"{uid}-{algorithm}"
+    used = str(info["algorithm"])
+    key = f"{uid}-{used}"
     geo = info["geometry"]
     md = {
         "raw_uid": uid,
-        "algorithm": algorithm,
+        "plan_name": start.get("plan_name"),
+        "algorithm": used,
         "drift_corrected": bool(info["drift_corrected"]),
         "slices": [int(i) for i in info["slices"]],
         "axes": ["z", "y", "x"],
@@ -217,12 +249,17 @@ def reconstruct_run(
         "center_col": geo["center_col"],
         "geometry": {k: v for k, v in geo.items() if k != "detector_shape"},
         "drift_ptp_px": list(info.get("drift_ptp_px", (0.0, 0.0))),
+        "drift_method": info.get("drift_method"),
+        "tilt_deg": geo.get("tilt_deg", 0.0),
+        "counting": bool(info.get("counting", False)),
         "specimen": start.get("specimen"),
     }
+    if "counts_mean" in info:
+        md["counts_mean"] = float(info["counts_mean"])
     n = 1
     while key in container:  # an earlier reconstruction of the same run is kept
         n += 1
-        key = f"{uid}-{algorithm}-{n}"
+        key = f"{uid}-{used}-{n}"
     node = container.write_array(np.ascontiguousarray(volume), key=key, metadata=md)
     previews = write_previews(volume, out_dir, key)
     return {
@@ -238,11 +275,18 @@ def reconstruct_run(
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nanoct recon",
-        description="Reconstruct a ct_scan run from Tiled; write the volume back and PNGs.",
+        description="Reconstruct a CT run (ct_scan, nano_ct_scan, laminography_scan) from "
+        "Tiled; write the volume back and PNGs.",
     )
-    p.add_argument("run", help="uid of the ct_scan run")
+    p.add_argument("run", help="uid of the CT run")
     p.add_argument("--slices", help="volume slices a:b (default all)")
-    p.add_argument("--algorithm", choices=ALGORITHMS, default="fdk")
+    p.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="auto",
+        help="auto (default): FDK, laminographic FBP for a tilted axis, Poisson-aware "
+        "maximum likelihood for photon counts below 20 per pixel",
+    )
     p.add_argument("--no-drift-correction", action="store_true")
     p.add_argument(
         "--uri",
@@ -261,7 +305,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``nanoct recon RUN [--slices a:b] [--algorithm fdk|fbp|sirt] [--no-drift-correction]
+    """``nanoct recon RUN [--slices a:b] [--algorithm auto|fdk|fbp|sirt|poisson-ml]
+    [--no-drift-correction]
     [--uri ...] [--api-key ...]``; returns the exit status (0 done, 2 bad input)."""
     args = _build_parser().parse_args(argv)
     try:
@@ -274,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = runs[args.run]
         except KeyError:
             raise RunError(f"no run {args.run!r} in {args.uri} [{args.catalog!r}]") from None
-        stages = ("read", "normalise", "wire", "shift", "reconstruct", "write")
+        stages = ("read", "normalise", "wire", "reference", "shift", "reconstruct", "write")
 
         def progress(stage: str) -> None:
             k = stages.index(stage) + 1 if stage in stages else 0

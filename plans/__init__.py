@@ -7,7 +7,17 @@ from nanoct.plans.calibration import (
     jima_resolution,
     wire_stability,
 )
-from nanoct.plans.ct import CTSchedule, ct_scan, dark_block, flat_block, plan_ct, projection
+from nanoct.plans.ct import (
+    CTSchedule,
+    ScanDevices,
+    ct_scan,
+    dark_block,
+    flat_block,
+    plan_ct,
+    projection,
+    tomo_scan,
+)
+from nanoct.plans.laminography import laminography_scan
 from nanoct.plans.microscope import (
     calibrate_magnification,
     equalize_thresholds,
@@ -15,10 +25,12 @@ from nanoct.plans.microscope import (
     radiograph,
     threshold_scan,
 )
+from nanoct.plans.nano_ct import nano_ct_scan
 from nanoct.plans.suspenders import flux_suspenders, install_flux_suspenders
 
 __all__ = [
     "CTSchedule",
+    "ScanDevices",
     "alignment_180",
     "calibrate_magnification",
     "ct_scan",
@@ -30,10 +42,13 @@ __all__ = [
     "focal_spot_size",
     "install_flux_suspenders",
     "jima_resolution",
+    "laminography_scan",
     "measure_flux",
+    "nano_ct_scan",
     "plan_ct",
     "projection",
     "radiograph",
     "threshold_scan",
+    "tomo_scan",
     "wire_stability",
 ]

@@ -16,13 +16,23 @@ Every frame is preceded by a ``checkpoint``: a pause or a suspension rewinds to 
 progress, so no angle is lost or repeated. A projection during which the source dropped below
 ``min_flux`` is dropped (never saved); the plan waits, in instrument time, for the flux to
 recover, takes a fresh flat block and repeats that angle.
+
+The schedule, the flat-block interleaving, the dropout/repeat logic and the schedule's part of
+the metadata are instrument-generic: the plan stubs and :func:`tomo_scan` drive a
+:class:`ScanDevices`, a small description of an instrument (its detector, source, rotation,
+lateral stage and out-of-beam position, how the beam is blocked for darks, where the flux is
+read). :func:`ct_devices` describes the sub-um CT; :func:`nanoct.plans.nano_ct.microscope_devices`
+the X-ray microscope, whose :func:`~nanoct.plans.nano_ct.nano_ct_scan` and the laminography of
+:func:`~nanoct.plans.laminography.laminography_scan` run through the same code. Optional
+``reference`` projections (stream ``reference``: the specimen at one fixed angle, taken with
+the flat blocks) give a drift reference where no wire is in view; ``ct_scan`` takes none.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,11 +46,20 @@ from nanoct.devices.storage import check_disk_space
 __all__ = [
     "ANGLE_RANGE_DEG",
     "CTSchedule",
+    "PreparedScan",
+    "ScanDevices",
+    "as_scan_devices",
+    "ct_devices",
     "ct_scan",
     "dark_block",
     "flat_block",
     "plan_ct",
+    "prepare_ct_scan",
     "projection",
+    "reference_projection",
+    "schedule_metadata",
+    "tomo_scan",
+    "wait_for_flux",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,18 +82,26 @@ class CTSchedule:
     min_flux: float
     #: projection indices before which a flat block is taken (the last equals num_angles)
     flat_blocks_before: tuple[int, ...]
+    #: projection indices before which a reference projection is taken (stream
+    #: ``reference``, the last equals num_angles); empty: none
+    references_before: tuple[int, ...] = ()
+    #: rotation angle of the reference projections, deg
+    reference_angle_deg: float = 0.0
 
     @property
     def num_angles(self) -> int:
         return len(self.angles_deg)
 
     def frame_count(self) -> dict[str, int]:
-        """Images per stream (without dropout repeats)."""
-        return {
+        """Images per stream (without dropout repeats); ``reference`` only when taken."""
+        out = {
             "dark": self.num_darks * (2 if self.darks_after else 1),
             "flat": self.num_flats * len(self.flat_blocks_before),
             "primary": self.num_angles,
         }
+        if self.references_before:
+            out["reference"] = len(self.references_before)
+        return out
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -98,9 +125,13 @@ def plan_ct(
     min_flux: float = 0.8,
     exposure_range_s: tuple[float, float] = (0.01, 60.0),
     max_frames: int = 64,
+    reference_every: int | None = None,
 ) -> CTSchedule:
     """Validate a CT's arguments and work out its schedule; raises ValueError naming the
-    parameter, the value and the allowed range. Nothing moves."""
+    parameter, the value and the allowed range. Nothing moves.
+
+    ``reference_every`` (optional): a reference projection at the first angle before every
+    ``reference_every``-th projection and after the last (stream ``reference``)."""
     lo, hi = exposure_range_s
     if not (isinstance(exposure_s, int | float) and lo <= exposure_s <= hi):
         raise ValueError(f"exposure_s={exposure_s!r} must lie in [{lo}, {hi}] s")
@@ -139,6 +170,9 @@ def plan_ct(
             )
     n = len(angles)
     before = (*range(0, n, every), n)
+    refs: tuple[int, ...] = ()
+    if reference_every is not None:
+        refs = (*range(0, n, _check_int("reference_every", reference_every, 1)), n)
     return CTSchedule(
         angles,
         float(exposure_s),
@@ -149,56 +183,187 @@ def plan_ct(
         bool(darks_after),
         float(min_flux),
         before,
+        refs,
+        angles[0],
+    )
+
+
+# ---- the instrument, as the generic stubs see it ----------------------------------------------
+@dataclass(frozen=True)
+class ScanDevices:
+    """What the generic CT schedule drives; :func:`ct_devices` builds it for the sub-um CT,
+    :func:`nanoct.plans.nano_ct.microscope_devices` for the X-ray microscope.
+
+    Attributes
+    ----------
+    detector : ophyd device
+        Triggered for every image; has ``image_key`` and ``name``.
+    exposure, frames : ophyd signals
+        The detector's exposure (s) per frame and frames per image.
+    source : ophyd device
+        Read into every dark, flat and projection event (tube or EPMA source).
+    rotation : positioner
+        The rotation stage (deg).
+    lateral : positioner
+        The manipulator axis that takes the specimen out of the beam (x, mm).
+    out_of_beam : callable
+        ``out_of_beam() -> float``: where ``lateral`` goes for flats (raises ValueError if the
+        specimen cannot leave the beam).
+    block_beam, unblock_beam : (device, value)
+        The move that stops the beam for darks and the one that restores it.
+    monitors : tuple of devices
+        Further readables of each projection event (e.g. the reference wire).
+    projection_index, flat_block : ophyd signals
+        Scan bookkeeping read into events.
+    waiter : positioner
+        Lets instrument time pass (:func:`wait_for_flux`).
+    relative_flux : callable
+        ``relative_flux(readings) -> float``: the source's output relative to nominal from a
+        projection event's readings (the minimum during the exposure where the instrument
+        logs it).
+    flux_now : callable
+        ``flux_now()``, a plan stub returning the present relative flux.
+    """
+
+    detector: Any
+    exposure: Any
+    frames: Any
+    source: Any
+    rotation: Any
+    lateral: Any
+    out_of_beam: Callable[[], float]
+    block_beam: tuple[Any, Any]
+    unblock_beam: tuple[Any, Any]
+    monitors: tuple[Any, ...]
+    projection_index: Any
+    flat_block: Any
+    waiter: Any
+    relative_flux: Callable[[dict], float]
+    flux_now: Callable[[], Generator]
+
+
+def ct_devices(ct) -> ScanDevices:
+    """The sub-um CT (:func:`nanoct.devices.sub_um_ct`) as the generic stubs see it: flat panel,
+    tube (darks with the shutter closed, the tube stays on), reference wire, TXI flux."""
+    key = f"{ct.flatpanel.name}_flux_min"
+
+    def flux_now():
+        return (yield from bps.rd(ct.tube.flux))
+
+    return ScanDevices(
+        detector=ct.flatpanel,
+        exposure=ct.flatpanel.exposure_time,
+        frames=ct.flatpanel.frames_per_image,
+        source=ct.tube,
+        rotation=ct.rotation,
+        lateral=ct.manipulator.x,
+        out_of_beam=ct.manipulator.out_of_beam_x,
+        block_beam=(ct.shutter, "closed"),
+        unblock_beam=(ct.shutter, "open"),
+        monitors=(ct.wire,),
+        projection_index=ct.projection_index,
+        flat_block=ct.flat_block,
+        waiter=ct.waiter,
+        relative_flux=lambda readings: readings[key]["value"],
+        flux_now=flux_now,
+    )
+
+
+def as_scan_devices(instrument) -> ScanDevices:
+    """``instrument`` itself if it is a :class:`ScanDevices`, else its description: the sub-um
+    CT or the X-ray microscope."""
+    if isinstance(instrument, ScanDevices):
+        return instrument
+    if hasattr(instrument, "flatpanel"):
+        return ct_devices(instrument)
+    if hasattr(instrument, "medipix"):
+        from nanoct.plans.nano_ct import microscope_devices
+
+        return microscope_devices(instrument)
+    raise ValueError(
+        f"instrument={instrument!r:.80} is neither the sub-um CT nor the X-ray microscope"
     )
 
 
 # ---- plan stubs (no runs opened or closed here) ----------------------------------------------
 def _trigger_and_save(detectors: list, stream: str):
-    """checkpoint, then trigger the flat panel and save one event of ``detectors``."""
+    """checkpoint, then trigger the detector and save one event of ``detectors``."""
     yield from bps.checkpoint()
     yield from bps.trigger_and_read(detectors, name=stream)
 
 
 def dark_block(ct, num_darks: int):
-    """``num_darks`` dark images (shutter closed) into stream ``dark``."""
+    """``num_darks`` dark images (beam blocked: the CT's shutter closed) into stream ``dark``.
+
+    ``ct`` is the instrument or its :class:`ScanDevices`."""
     if num_darks <= 0:
         return
-    yield from bps.mv(ct.shutter, "closed", ct.flatpanel.image_key, IMAGE_KEYS["dark"])
+    dev = as_scan_devices(ct)
+    key = dev.detector.image_key
+    yield from bps.mv(*dev.block_beam, key, IMAGE_KEYS["dark"])
     for _ in range(num_darks):
-        yield from _trigger_and_save([ct.flatpanel, ct.tube], "dark")
-    yield from bps.mv(ct.shutter, "open", ct.flatpanel.image_key, IMAGE_KEYS["projection"])
+        yield from _trigger_and_save([dev.detector, dev.source], "dark")
+    yield from bps.mv(*dev.unblock_beam, key, IMAGE_KEYS["projection"])
 
 
 def flat_block(ct, num_flats: int):
     """A block of ``num_flats`` flats (specimen out of the beam) into stream ``flat``; the
-    block index (``flat_block``) counts up through the run."""
-    block = (yield from bps.rd(ct.flat_block)) + 1
-    x_in = yield from bps.rd(ct.manipulator.x)
-    x_out = ct.manipulator.out_of_beam_x()
+    block index (``flat_block``) counts up through the run. ``ct`` is the instrument or its
+    :class:`ScanDevices`."""
+    dev = as_scan_devices(ct)
+    block = (yield from bps.rd(dev.flat_block)) + 1
+    x_in = yield from bps.rd(dev.lateral)
+    x_out = dev.out_of_beam()
+    key = dev.detector.image_key
     yield from bps.checkpoint()
-    yield from bps.mv(ct.flat_block, block)
-    yield from bps.mv(ct.manipulator.x, x_out, ct.flatpanel.image_key, IMAGE_KEYS["flat"])
+    yield from bps.mv(dev.flat_block, block)
+    yield from bps.mv(dev.lateral, x_out, key, IMAGE_KEYS["flat"])
     for _ in range(num_flats):
-        yield from _trigger_and_save([ct.flatpanel, ct.tube, ct.flat_block], "flat")
-    yield from bps.mv(ct.manipulator.x, x_in, ct.flatpanel.image_key, IMAGE_KEYS["projection"])
+        yield from _trigger_and_save([dev.detector, dev.source, dev.flat_block], "flat")
+    yield from bps.mv(dev.lateral, x_in, key, IMAGE_KEYS["projection"])
     logger.info("flat block %d taken", block)
+
+
+def _new_files(detector):
+    """Close the detector's files and open new ones (unstage, stage)."""
+    yield from bps.unstage(detector)
+    yield from bps.stage(detector)
+
+
+def reference_projection(ct, angle_deg: float):
+    """One projection at the fixed reference angle into stream ``reference`` (a drift
+    reference: the same view again and again through the scan); ``image_key`` 0.
+
+    The detectors write one HDF5 file per image key, and a file's frames must belong to one
+    stream (Tiled files each file's frames under the stream that referenced it first): the
+    reference is written to a file of its own by restaging the detector before and after it.
+    """
+    dev = as_scan_devices(ct)
+    yield from bps.checkpoint()
+    yield from bps.mv(dev.rotation, angle_deg)
+    yield from _new_files(dev.detector)
+    yield from bps.trigger_and_read([dev.detector, dev.source, dev.rotation], name="reference")
+    yield from _new_files(dev.detector)
 
 
 def projection(ct, index: int, angle_deg: float, *, min_flux: float = 0.0):
     """One projection at ``angle_deg`` into stream ``primary``.
 
     Returns True if it was saved, False if it was dropped because the source's output fell
-    below ``min_flux`` during the exposure.
+    below ``min_flux`` during the exposure. ``ct`` is the instrument or its
+    :class:`ScanDevices`.
     """
+    dev = as_scan_devices(ct)
     yield from bps.checkpoint()
-    yield from bps.mv(ct.rotation, angle_deg, ct.projection_index, index)
-    yield from bps.trigger(ct.flatpanel, group="projection")
+    yield from bps.mv(dev.rotation, angle_deg, dev.projection_index, index)
+    yield from bps.trigger(dev.detector, group="projection")
     yield from bps.wait(group="projection")
     yield from bps.create("primary")
-    reading = yield from bps.read(ct.flatpanel)
-    for obj in (ct.tube, ct.wire, ct.rotation, ct.projection_index):
-        yield from bps.read(obj)
-    flux = reading[f"{ct.flatpanel.name}_flux_min"]["value"] if reading else 1.0
+    reading = yield from bps.read(dev.detector)
+    readings = dict(reading or {})
+    for obj in (dev.source, *dev.monitors, dev.rotation, dev.projection_index):
+        readings.update((yield from bps.read(obj)) or {})
+    flux = dev.relative_flux(readings) if reading else 1.0
     if flux < min_flux:
         yield from bps.drop()
         logger.warning(
@@ -210,19 +375,40 @@ def projection(ct, index: int, angle_deg: float, *, min_flux: float = 0.0):
 
 
 def wait_for_flux(ct, *, resume_flux: float, poll_s: float = 30.0, max_wait_s: float = 3600.0):
-    """Wait in instrument time until the tube's flux is back above ``resume_flux``."""
+    """Wait in instrument time until the source's flux is back above ``resume_flux``."""
+    dev = as_scan_devices(ct)
     waited = 0.0
-    while (yield from bps.rd(ct.tube.flux)) < resume_flux:
+    while (yield from dev.flux_now()) < resume_flux:
         if waited >= max_wait_s:
             raise RuntimeError(
-                f"the tube's flux did not recover above {resume_flux} within {max_wait_s} s; "
+                f"the source's flux did not recover above {resume_flux} within {max_wait_s} s; "
                 "the run is closed with every image taken so far saved"
             )
-        yield from bps.mv(ct.waiter, poll_s)
+        yield from bps.mv(dev.waiter, poll_s)
         waited += poll_s
 
 
 # ---- the plan ----------------------------------------------------------------------------------
+def schedule_metadata(sched: CTSchedule) -> dict[str, Any]:
+    """The schedule's part of a CT's start document (any instrument)."""
+    md: dict[str, Any] = {
+        "num_angles": sched.num_angles,
+        "angles_deg": list(sched.angles_deg),
+        "exposure_s": sched.exposure_s,
+        "frames_per_projection": sched.frames_per_projection,
+        "flat_every": sched.flat_every,
+        "num_darks": sched.num_darks,
+        "num_flats": sched.num_flats,
+        "darks_after": sched.darks_after,
+        "flat_blocks_before": list(sched.flat_blocks_before),
+        "expected_frames": sched.frame_count(),
+    }
+    if sched.references_before:
+        md["references_before"] = list(sched.references_before)
+        md["reference_angle_deg"] = sched.reference_angle_deg
+    return md
+
+
 def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
     """Everything a reconstruction needs, read from the instrument's devices now.
 
@@ -238,16 +424,7 @@ def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
         "specimen": tw.specimen.name,
         "seed": tw.seed,
         "time_scale": tw.clock.time_scale,
-        "num_angles": sched.num_angles,
-        "angles_deg": list(sched.angles_deg),
-        "exposure_s": sched.exposure_s,
-        "frames_per_projection": sched.frames_per_projection,
-        "flat_every": sched.flat_every,
-        "num_darks": sched.num_darks,
-        "num_flats": sched.num_flats,
-        "darks_after": sched.darks_after,
-        "flat_blocks_before": list(sched.flat_blocks_before),
-        "expected_frames": sched.frame_count(),
+        **schedule_metadata(sched),
         "geometry": {
             "sod_mm": ct.geometry.sod.get(),
             "sdd_mm": ct.geometry.sdd.get(),
@@ -264,6 +441,9 @@ def _start_metadata(ct, sched: CTSchedule) -> dict[str, Any]:
             "axis_y_mm": ct.manipulator.y.position,
             "wobble_urad": ct.rotation.wobble.get(),
             "rotation_sense": "counter-clockwise seen from above (right-handed about +y)",
+            # laminography: the axis' tilt about the lab x axis, + = upper end towards the
+            # detector (nanoct.recon.laminography.LaminoGeometry's convention); 0 = CT
+            "tilt_deg": ct.rotation.tilt.position,
         },
         "tube": {
             "model": "Feinfocus FXE 160",
@@ -372,6 +552,70 @@ def ct_scan(
     Msg
         Bluesky messages; returns the run's uid.
     """
+    prep = prepare_ct_scan(
+        ct,
+        num_angles=num_angles,
+        exposure_s=exposure_s,
+        frames_per_projection=frames_per_projection,
+        flat_every=flat_every,
+        num_darks=num_darks,
+        num_flats=num_flats,
+        angles_deg=angles_deg,
+        darks_after=darks_after,
+        min_flux=min_flux,
+        resume_flux=resume_flux,
+    )
+    return (yield from prep.run("ct_scan", md))
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A validated CT of one instrument, ready to run through :func:`tomo_scan`.
+
+    ``metadata(plan_name)`` builds the start document from the devices *when called* (so a
+    plan that moves something first, e.g. the laminography tilt, records the state it scans
+    in); ``plan_args`` are the plan's arguments for it.
+    """
+
+    devices: ScanDevices
+    sched: CTSchedule
+    resume_flux: float
+    plan_args: dict[str, Any]
+    metadata: Callable[[str, dict[str, Any]], dict[str, Any]]
+
+    def run(self, plan_name: str, md: dict[str, Any] | None = None, **plan_args: Any):
+        """The scan's run: metadata read now, ``plan_args`` added to the plan's, ``md`` merged
+        last; returns the run's uid."""
+        _md = self.metadata(plan_name, {**self.plan_args, **plan_args})
+        _md.update(md or {})
+        plan = tomo_scan(self.devices, self.sched, md=_md, resume_flux=self.resume_flux)
+        return (yield from plan)
+
+
+def check_resume_flux(min_flux: float, resume_flux: float) -> None:
+    """ValueError unless ``min_flux <= resume_flux <= 1.5``."""
+    if not min_flux <= resume_flux <= 1.5:
+        raise ValueError(f"resume_flux={resume_flux!r} must lie in [min_flux={min_flux}, 1.5]")
+
+
+def prepare_ct_scan(
+    ct,
+    *,
+    num_angles: int | None = None,
+    exposure_s: float = 5.0,
+    frames_per_projection: int = 4,
+    flat_every: int = 100,
+    num_darks: int = 10,
+    num_flats: int = 10,
+    angles_deg: Sequence[float] | None = None,
+    darks_after: bool = True,
+    min_flux: float = 0.8,
+    resume_flux: float = 0.95,
+    tilt_deg: float | None = None,
+) -> PreparedScan:
+    """Validate :func:`ct_scan`'s arguments (ValueError naming the parameter, the value and the
+    range; nothing moves) and prepare the run. ``tilt_deg`` (laminography): the tilt the scan
+    will run at, for the out-of-beam check (default: the present tilt)."""
     spec = ct.twin.detector.spec
     sched = plan_ct(
         num_angles=num_angles,
@@ -386,65 +630,98 @@ def ct_scan(
         exposure_range_s=spec.exposure_range_s,
         max_frames=spec.max_frames,
     )
-    if not min_flux <= resume_flux <= 1.5:
-        raise ValueError(f"resume_flux={resume_flux!r} must lie in [min_flux={min_flux}, 1.5]")
-    ct.manipulator.out_of_beam_x()  # raises now if the specimen cannot leave the beam
+    check_resume_flux(min_flux, resume_flux)
+    # raises now if the specimen cannot leave the beam
+    if tilt_deg is None:
+        ct.manipulator.out_of_beam_x()
+    else:
+        ct.manipulator.out_of_beam_x(tilt_deg=tilt_deg)
     counts = sched.frame_count()
     check_disk_space(
         ct.flatpanel.data_dir,
         n_images=sum(counts.values()),
         image_shape=ct.twin.detector.shape(ct.twin.binning),
     )
-
-    _md = {
-        "plan_name": "ct_scan",
-        "plan_args": {
-            "ct": repr(type(ct).__name__),
-            "num_angles": sched.num_angles,
-            "exposure_s": exposure_s,
-            "frames_per_projection": frames_per_projection,
-            "flat_every": flat_every,
-            "num_darks": num_darks,
-            "num_flats": num_flats,
-            "angles_deg": None if angles_deg is None else list(sched.angles_deg),
-            "darks_after": darks_after,
-            "min_flux": min_flux,
-            "resume_flux": resume_flux,
-        },
-        "detectors": [ct.flatpanel.name],
-        "motors": [ct.rotation.name],
-        "num_points": sched.num_angles,
-        "hints": {"dimensions": [([ct.rotation.name], "primary")]},
-        "wall_start": time.time(),
+    plan_args = {
+        "ct": repr(type(ct).__name__),
+        "num_angles": sched.num_angles,
+        "exposure_s": exposure_s,
+        "frames_per_projection": frames_per_projection,
+        "flat_every": flat_every,
+        "num_darks": num_darks,
+        "num_flats": num_flats,
+        "angles_deg": None if angles_deg is None else list(sched.angles_deg),
+        "darks_after": darks_after,
+        "min_flux": min_flux,
+        "resume_flux": resume_flux,
     }
-    _md.update(_start_metadata(ct, sched))
-    _md.update(md or {})
 
-    @bpp.stage_decorator([ct.flatpanel])
-    @bpp.run_decorator(md=_md)
+    def metadata(plan_name: str, args: dict[str, Any]) -> dict[str, Any]:
+        _md = {
+            "plan_name": plan_name,
+            "plan_args": args,
+            "detectors": [ct.flatpanel.name],
+            "motors": [ct.rotation.name],
+            "num_points": sched.num_angles,
+            "hints": {"dimensions": [([ct.rotation.name], "primary")]},
+            "wall_start": time.time(),
+        }
+        _md.update(_start_metadata(ct, sched))
+        return _md
+
+    return PreparedScan(ct_devices(ct), sched, float(resume_flux), plan_args, metadata)
+
+
+def tomo_scan(dev: ScanDevices, sched: CTSchedule, *, md: dict[str, Any], resume_flux: float):
+    """Open one run and acquire ``sched`` on the instrument ``dev`` describes (the generic CT).
+
+    Darks (if any), a flat block before every ``flat_every``-th projection and after the last,
+    reference projections where the schedule asks for them, the projections with dropout
+    handling (a projection that saw the flux fall below ``min_flux`` is dropped; the plan
+    waits for ``resume_flux``, takes a fresh flat block and repeats the angle), darks after.
+    Validation is the caller's (every argument is checked before this runs).
+
+    Parameters
+    ----------
+    dev : ScanDevices
+    sched : CTSchedule
+    md : dict
+        The start document's metadata (plan name, arguments, instrument, geometry).
+    resume_flux : float
+        Relative flux to wait for after a dropout.
+
+    Yields
+    ------
+    Msg
+        Bluesky messages; returns the run's uid.
+    """
+
+    @bpp.stage_decorator([dev.detector])
+    @bpp.run_decorator(md=md)
     def inner():
-        yield from bps.mv(
-            ct.flatpanel.exposure_time,
-            sched.exposure_s,
-            ct.flatpanel.frames_per_image,
-            sched.frames_per_projection,
-        )
-        yield from bps.mv(ct.flat_block, -1, ct.projection_index, -1)
-        yield from dark_block(ct, sched.num_darks)
+        yield from bps.mv(dev.exposure, sched.exposure_s, dev.frames, sched.frames_per_projection)
+        yield from bps.mv(dev.flat_block, -1, dev.projection_index, -1)
+        yield from dark_block(dev, sched.num_darks)
         blocks = set(sched.flat_blocks_before)
+        refs = set(sched.references_before)
         i = 0
         while i < sched.num_angles:
+            if i in refs:
+                yield from reference_projection(dev, sched.reference_angle_deg)
+                refs.discard(i)
             if i in blocks:
-                yield from flat_block(ct, sched.num_flats)
+                yield from flat_block(dev, sched.num_flats)
                 blocks.discard(i)
-            saved = yield from projection(ct, i, sched.angles_deg[i], min_flux=sched.min_flux)
+            saved = yield from projection(dev, i, sched.angles_deg[i], min_flux=sched.min_flux)
             if saved:
                 i += 1
                 continue
-            yield from wait_for_flux(ct, resume_flux=resume_flux)
-            yield from flat_block(ct, sched.num_flats)
-        yield from flat_block(ct, sched.num_flats)
+            yield from wait_for_flux(dev, resume_flux=resume_flux)
+            yield from flat_block(dev, sched.num_flats)
+        if refs:
+            yield from reference_projection(dev, sched.reference_angle_deg)
+        yield from flat_block(dev, sched.num_flats)
         if sched.darks_after:
-            yield from dark_block(ct, sched.num_darks)
+            yield from dark_block(dev, sched.num_darks)
 
     return (yield from inner())

@@ -10,6 +10,15 @@ Specimen frame: origin on the rotation axis at the manipulator height, axes coin
 lab axes at rotation angle 0. A positive rotation angle turns the specimen counter-clockwise
 seen from above (right-handed about +y). The stage wobble tilts the axis by up to
 ``wobble_urad`` in a direction that turns with the rotation (a precessing axis error).
+
+Laminography: the whole rotation stage (with its wobble) can be tilted by ``tilt_deg`` about
+the lab x axis through the rotation centre ``(x, y, sod)``; a positive tilt moves the upper end
+of the rotation axis towards the detector. A specimen-frame vector ``p`` then sits at
+``R_x(tilt) W R_y(angle) p`` relative to the rotation centre (``W`` the wobble). This is the
+convention of :class:`nanoct.recon.laminography.LaminoGeometry` with the recon volume's axes
+``(x, y, z) = (x_s, z_s, -y_s)`` of this specimen frame (``y_s`` up, ``z_s`` towards the detector
+at angle 0), so twin, run metadata and reconstruction agree on the sign of the tilt.
+``tilt_deg = 0`` is ordinary CT and leaves every matrix exactly as without a tilt.
 """
 
 from __future__ import annotations
@@ -20,10 +29,36 @@ import numpy as np
 
 from nanoct.devices.sim.raytrace import rotation_matrix
 
-__all__ = ["MIN_SOD_MM", "CTGeometry", "DetectorGrid"]
+__all__ = ["MIN_SOD_MM", "CTGeometry", "DetectorGrid", "specimen_reach_mm"]
 
 # The paper's minimum focus-object distance (section 1.1): 0.5073 mm.
 MIN_SOD_MM = 0.5073
+
+
+def specimen_reach_mm(corners: np.ndarray, tilt_deg: float = 0.0) -> tuple[float, float]:
+    """How far a specimen reaches from the rotation centre over a full turn, mm.
+
+    Parameters
+    ----------
+    corners : ndarray, shape (n, 3)
+        Specimen-frame points whose convex hull holds the specimen (x, y up, z), mm.
+    tilt_deg : float
+        Tilt of the rotation axis (laminography).
+
+    Returns
+    -------
+    lateral, depth : float
+        Bounds of ``|x|`` (across the beam) and of ``|z - sod|`` (along it) over every rotation
+        angle: ``r = max hypot(x, z)`` and ``r cos(tilt) + max|y| |sin(tilt)|`` (exactly ``r``
+        at zero tilt).
+    """
+    c = np.asarray(corners, dtype=float)
+    r = float(np.max(np.hypot(c[:, 0], c[:, 2])))
+    if not tilt_deg:
+        return r, r
+    t = np.deg2rad(tilt_deg)
+    depth = r * abs(float(np.cos(t))) + float(np.max(np.abs(c[:, 1]))) * abs(float(np.sin(t)))
+    return r, depth
 
 
 @dataclass(frozen=True)
@@ -85,6 +120,9 @@ class CTGeometry:
         Rotation angle.
     wobble_urad : float
         Amplitude of the axis tilt; ``wobble_phase_rad`` its phase.
+    tilt_deg : float
+        Tilt of the rotation axis against the plane perpendicular to the beam (laminography),
+        degrees; 0 = ordinary CT. Positive moves the axis' upper end towards the detector.
     """
 
     sod_mm: float
@@ -94,6 +132,7 @@ class CTGeometry:
     angle_deg: float = 0.0
     wobble_urad: float = 0.0
     wobble_phase_rad: float = 0.0
+    tilt_deg: float = 0.0
 
     @property
     def magnification(self) -> float:
@@ -104,7 +143,7 @@ class CTGeometry:
         return pixel_mm / self.magnification * 1e3
 
     def specimen_rotation(self) -> np.ndarray:
-        """Matrix taking specimen-frame vectors to the lab frame (rotation + wobble)."""
+        """Matrix taking specimen-frame vectors to the lab frame (rotation, wobble, tilt)."""
         theta = np.deg2rad(self.angle_deg)
         rot = rotation_matrix("y", theta)
         if self.wobble_urad:
@@ -113,6 +152,8 @@ class CTGeometry:
             rot = (
                 rotation_matrix("z", a * np.sin(phi)) @ rotation_matrix("x", a * np.cos(phi)) @ rot
             )
+        if self.tilt_deg:
+            rot = rotation_matrix("x", np.deg2rad(self.tilt_deg)) @ rot
         return rot
 
     def axis_position(self) -> np.ndarray:

@@ -8,7 +8,10 @@ The ophyd devices of :mod:`nanoct.devices` are thin views onto it.
 Geometry (lab frame as in :mod:`nanoct.devices.sim.geometry`: the nominal spot at the origin,
 the beam along +z, x to the right, y up). The specimen sits in air in front of the exit
 window on a high-resolution manipulator: x, y lateral, z = focus-object distance (FOD) and a
-rotation about the vertical axis (with an optional precessing wobble, for a later nano-CT).
+rotation about the vertical axis (with an optional precessing wobble) for nano-CT, which a
+tilt cradle can incline by ``tilt_deg`` about the lab x axis through the rotation centre for
+laminography (convention of :class:`~nanoct.devices.sim.geometry.CTGeometry`; the chords
+follow the tilted rotation exactly).
 The Medipix2 stands at a fixed source-detector distance (SDD); the paper's "fixed but large
 object-detector distance of ~1 m" is ``SDD - FOD``. Defaults: FOD 4.4 mm and SDD 1004.4 mm,
 i.e. an object-detector distance of 1000 mm and a magnification of 228, which puts the
@@ -46,7 +49,7 @@ Assumptions (labelled; none is a figure of the paper): FOD range 0.3-50 mm (the 
 keeps the specimen >= 0.3 mm from the spot); lateral travel +-10 mm; manipulator 0.1 mm/s,
 rotation 10 deg/s, 0.2 s settling; 10 ms read-out per Medipix2 frame; threshold DAC range
 -12...100 keV relative to the preamplifier baseline, so that a threshold scan reaches below
-the noise peak as on the real chip.
+the noise peak as on the real chip; a tilt cradle of +-60 deg at 2 deg/s.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from scipy import fft
 
 from nanoct.devices.sim.clock import SimClock
 from nanoct.devices.sim.epma import EPMASource, EPMAState
-from nanoct.devices.sim.geometry import CTGeometry, DetectorGrid
+from nanoct.devices.sim.geometry import CTGeometry, DetectorGrid, specimen_reach_mm
 from nanoct.devices.sim.imaging import Renderer
 from nanoct.devices.sim.materials import absorbed_fraction, attenuation_table
 from nanoct.devices.sim.medipix import Medipix2Model, Medipix2Spec
@@ -73,6 +76,7 @@ __all__ = ["MicroscopeAcquisition", "MicroscopeInstabilities", "MicroscopeTwin"]
 # Stage speeds and detector timing of the twin (assumptions; they only set twin time).
 LINEAR_MM_PER_S = 0.1
 ROTATION_DEG_PER_S = 10.0
+TILT_DEG_PER_S = 2.0
 SETTLE_S = 0.2
 READOUT_S = 0.01
 #: Instants per frame at which the drifting spot is sampled for the motion blur.
@@ -150,8 +154,9 @@ class MicroscopeTwin:
         Seeds every random element (threshold dispersion, counting noise, spot drift, wobble
         phase). The same seed and the same operations give the same counts.
     specimen : str or Specimen
-        ``'fibres'`` (default), ``'bristles'``, ``'facets'``, ``'wire'``, ``'edge'``
-        (:mod:`nanoct.devices.sim.microscope_specimens`) or any :class:`Specimen`.
+        ``'fibres'`` (default), ``'bristles'``, ``'facets'``, ``'wire'``, ``'edge'``,
+        ``'flat_chip'`` (laminography) (:mod:`nanoct.devices.sim.microscope_specimens`) or any
+        :class:`Specimen`.
     time_scale : float
         Wall seconds per twin second (0: as fast as possible, event driven).
     instabilities : MicroscopeInstabilities, optional
@@ -192,7 +197,8 @@ class MicroscopeTwin:
     THRESHOLD_RANGE_KEV = (-12.0, 100.0)
     DEFAULT_THL_KEV = 5.0
     DEFAULT_THH_KEV = 60.0
-    AXES = ("angle_deg", "fod_mm", "axis_x_mm", "axis_y_mm")
+    TILT_RANGE_DEG = (-60.0, 60.0)
+    AXES = ("angle_deg", "fod_mm", "axis_x_mm", "axis_y_mm", "tilt_deg")
 
     def __init__(
         self,
@@ -232,6 +238,7 @@ class MicroscopeTwin:
         self.axis_x_mm = 0.0
         self.axis_y_mm = 0.0
         self.angle_deg = 0.0
+        self.tilt_deg = 0.0
         self.clock = SimClock(time_scale)
         source_kw = {} if spot_fwhm_um is None else {"spot_fwhm_um": spot_fwhm_um}
         self.source = EPMASource(self.clock, seed=self.seed, drift=inst.spot_drift, **source_kw)
@@ -286,6 +293,7 @@ class MicroscopeTwin:
             angle_deg=self.angle_deg,
             wobble_urad=self.wobble_urad,
             wobble_phase_rad=self._wobble_phase,
+            tilt_deg=self.tilt_deg,
         )
 
     def optics(self) -> PointSourceGeometry:
@@ -308,12 +316,28 @@ class MicroscopeTwin:
             if not math.isfinite(v):
                 raise ValueError(f"angle_deg={value!r} must be finite")
             return
+        if axis == "tilt_deg":
+            self._validate_tilt(value)
+            return
         lo, hi = self.FOD_RANGE_MM if axis == "fod_mm" else self.LATERAL_RANGE_MM
         if not (math.isfinite(v) and lo <= v <= hi):
             what = "focus-object distance" if axis == "fod_mm" else "manipulator"
             raise ValueError(f"{axis}={value!r} is outside the {what} range [{lo}, {hi}] mm")
         if axis == "fod_mm" and not v < self.sdd_mm:
             raise ValueError(f"fod_mm={value!r} must be smaller than sdd_mm={self.sdd_mm}")
+
+    def _validate_tilt(self, value: float) -> None:
+        lo, hi = self.TILT_RANGE_DEG
+        v = float(value)
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise ValueError(f"tilt_deg={value!r} is outside the tilt range [{lo}, {hi}] deg")
+        _, depth = specimen_reach_mm(self.specimen.corners(), v)
+        if depth >= self.fod_mm:
+            raise ValueError(
+                f"tilt_deg={value!r} would swing the specimen (reach {depth:.3g} mm along the "
+                f"beam) into the exit window at fod_mm={self.fod_mm}; allowed: a tilt that "
+                "keeps it in front of the source, or a larger fod_mm"
+            )
 
     def set_position(self, axis: str, value: float) -> None:
         """Put a manipulator axis at ``value`` at once (devices account for the move time)."""
@@ -323,15 +347,18 @@ class MicroscopeTwin:
     def move_time_s(self, axis: str, target: float) -> float:
         """Twin seconds a move of ``axis`` to ``target`` takes (assumed stage speeds)."""
         now = float(getattr(self, axis))
-        speed = ROTATION_DEG_PER_S if axis == "angle_deg" else LINEAR_MM_PER_S
+        speed = {"angle_deg": ROTATION_DEG_PER_S, "tilt_deg": TILT_DEG_PER_S}.get(
+            axis, LINEAR_MM_PER_S
+        )
         return abs(float(target) - now) / speed + SETTLE_S
 
-    def out_of_beam_x_mm(self, margin_mm: float = 0.02) -> float:
-        """A manipulator x that takes the whole specimen out of the cone (for bright fields)."""
-        corners = self.specimen.corners()
-        r = float(np.max(np.hypot(corners[:, 0], corners[:, 2])))
+    def out_of_beam_x_mm(self, margin_mm: float = 0.02, *, tilt_deg: float | None = None) -> float:
+        """A manipulator x that takes the whole specimen out of the cone (for bright fields),
+        at the present tilt or at ``tilt_deg``."""
+        tilt = self.tilt_deg if tilt_deg is None else float(tilt_deg)
+        r, depth = specimen_reach_mm(self.specimen.corners(), tilt)
         half_width = self.grid().cols * self.pixel_mm / 2.0
-        x = half_width * (self.fod_mm + r) / self.sdd_mm + r + margin_mm
+        x = half_width * (self.fod_mm + depth) / self.sdd_mm + r + margin_mm
         if x > self.LATERAL_RANGE_MM[1]:
             raise ValueError(
                 f"the specimen cannot leave the beam: it would need axis_x_mm={x:.3g} > "
@@ -357,6 +384,7 @@ class MicroscopeTwin:
             self.angle_deg,
             self.wobble_urad,
             self.oversample,
+            self.tilt_deg,
         )
 
     def thickness_maps_um(self) -> dict[str, np.ndarray]:

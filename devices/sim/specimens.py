@@ -26,6 +26,7 @@ __all__ = [
     "SPECIMENS",
     "Feature",
     "Specimen",
+    "flat_chip",
     "glass_fibres",
     "jima_chart",
     "jima_layout",
@@ -282,11 +283,108 @@ def reference_wire(
     return Specimen("reference_wire", feats, reference_wire.__doc__ or "")
 
 
+def flat_chip(
+    width_um: float = 500.0,
+    thickness_um: float = 50.0,
+    line_um: float = 20.0,
+    metal_um: float = 10.0,
+    *,
+    metal: str = "copper",
+    via_material: str = "tungsten",
+    substrate: str = "silicon",
+) -> Specimen:
+    """A flat chip for laminography: a thin square die lying flat on the rotation stage.
+
+    The die (``width_um`` square, ``thickness_um`` thick, ``substrate``) has its normal along
+    the rotation axis (specimen y), so it faces the beam only when the axis is tilted
+    (laminography); in a CT at zero tilt the beam runs along its plane. Two wiring layers
+    with different in-plane patterns lie inside its faces (``metal_um`` thick, ``metal``
+    displacing the substrate): the *top* layer (+y) carries five lines along x at unequal
+    spacing; the *bottom* layer (-y) four lines along z and an L-shaped pad in one corner
+    (it makes the layout chiral, so a mirrored or turned reconstruction shows). Three vias
+    (``via_material``, ``line_um`` diameter) join the layers. Lines are ``line_um`` wide.
+
+    The defaults suit the sub-um CT's field at binning 4 (500 um die, 20 um lines);
+    :func:`nanoct.devices.sim.microscope_specimens.flat_chip_microscope` scales it to the
+    microscope. The layout is an assumption shaped like a chip's wiring, not a real design.
+    ``metadata["layout"]`` lists every feature as ``{"layer", "center_um", "size_um"}``
+    (boxes; vias as their bounding boxes) in the specimen frame (x, y up = rotation axis, z),
+    with ``metadata["layer_y_um"]`` the centre height of each layer.
+    """
+    for name, v in (("width_um", width_um), ("thickness_um", thickness_um),
+                    ("line_um", line_um), ("metal_um", metal_um)):  # fmt: skip
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{name}={v!r} must be > 0 um")
+    if not 2 * metal_um < thickness_um:
+        raise ValueError(
+            f"metal_um={metal_um!r} must be below half of thickness_um={thickness_um!r} "
+            "(two layers inside the die)"
+        )
+    if not 10 * line_um < width_um:
+        raise ValueError(f"line_um={line_um!r} must be below width_um / 10 = {width_um / 10}")
+    w, h = width_um / 2.0, thickness_um / 2.0
+    y_top, y_bot = h - metal_um / 2.0, -h + metal_um / 2.0
+    layout: list[dict] = []
+
+    def add(layer: str, center, size) -> None:
+        layout.append(
+            {
+                "layer": layer,
+                "center_um": [float(c) for c in center],
+                "size_um": [float(v) for v in size],
+            }
+        )
+
+    for zf in (-0.7, -0.4, -0.1, 0.3, 0.6):  # top: lines along x (unequal spacing)
+        add("top", (0.0, y_top, zf * w), (1.6 * w, metal_um, line_um))
+    for xf in (-0.6, -0.2, 0.2, 0.6):  # bottom: lines along z
+        add("bottom", (xf * w, y_bot, -0.1 * w), (line_um, metal_um, 1.4 * w))
+    # an L-shaped pad in the (+x, +z) corner: a long side along x and a short side along z
+    add("bottom", (0.75 * w, y_bot, 0.75 * w), (0.3 * w, metal_um, 2 * line_um))
+    z0, z1 = 0.35 * w, 0.75 * w - line_um  # the short side ends where the long side begins
+    add("bottom", (0.9 * w - line_um, y_bot, (z0 + z1) / 2.0), (2 * line_um, metal_um, z1 - z0))
+    via_h = thickness_um - 2 * metal_um
+    for xf, zf in ((-0.6, -0.4), (0.2, -0.7), (0.6, 0.3)):  # where top and bottom lines cross
+        add("via", (xf * w, 0.0, zf * w), (line_um, via_h, line_um))
+    feats: list[Feature] = [_box((0, 0, 0), (width_um, thickness_um, width_um), substrate, "air",
+                                 "die")]  # fmt: skip
+    for item in layout:
+        c, sz = item["center_um"], item["size_um"]
+        if item["layer"] == "via":
+            feats.append(
+                Feature(
+                    Cylinder(np.asarray(c) * UM, Y, sz[0] / 2.0 * UM, sz[1] / 2.0 * UM),
+                    via_material,
+                    substrate,
+                    "via",
+                )
+            )
+        else:
+            feats.append(_box(c, sz, metal, substrate, f"{item['layer']} line"))
+    return Specimen(
+        "flat_chip",
+        tuple(feats),
+        flat_chip.__doc__ or "",
+        metadata={
+            "width_um": float(width_um),
+            "thickness_um": float(thickness_um),
+            "line_um": float(line_um),
+            "metal_um": float(metal_um),
+            "metal": metal,
+            "via_material": via_material,
+            "substrate": substrate,
+            "layer_y_um": {"top": float(y_top), "bottom": float(y_bot)},
+            "layout": layout,
+        },
+    )
+
+
 SPECIMENS: dict[str, Callable[[], Specimen]] = {
     "chip": silicon_chip,
     "jima": jima_chart,
     "fibres": glass_fibres,
     "edge": sharp_edge,
+    "flat_chip": flat_chip,
 }
 
 

@@ -14,7 +14,12 @@ import numpy as np
 
 from nanoct.devices.sim.clock import SimClock
 from nanoct.devices.sim.detector import FlatPanelModel, FlatPanelSpec
-from nanoct.devices.sim.geometry import MIN_SOD_MM, CTGeometry, DetectorGrid
+from nanoct.devices.sim.geometry import (
+    MIN_SOD_MM,
+    CTGeometry,
+    DetectorGrid,
+    specimen_reach_mm,
+)
 from nanoct.devices.sim.imaging import DetectedSpectrum, EmissionPattern, Renderer
 from nanoct.devices.sim.source import FXE160, SourceState
 from nanoct.devices.sim.specimens import Specimen, make_specimen, reference_wire
@@ -67,6 +72,8 @@ class Acquisition:
 ROTATION_DEG_PER_S = 20.0
 LINEAR_MM_PER_S = 1.0
 SETTLE_S = 0.2
+#: Speed of the laminography tilt cradle (assumption: a goniometer cradle under the rotation).
+TILT_DEG_PER_S = 2.0
 
 
 class CTTwin:
@@ -77,7 +84,8 @@ class CTTwin:
     seed : int
         Seeds every random element (noise, drift, maps, wobble phase).
     specimen : str or Specimen
-        ``'chip'``, ``'jima'``, ``'fibres'``, ``'edge'`` or a :class:`Specimen`.
+        ``'chip'``, ``'jima'``, ``'fibres'``, ``'edge'``, ``'flat_chip'`` (laminography) or a
+        :class:`Specimen`.
     time_scale : float
         0 = as fast as possible; 1 = real time (see :class:`SimClock`).
     binning : int
@@ -101,6 +109,14 @@ class CTTwin:
         Rays per pixel along each axis.
     n_energy_bins : int
         Energy bins of the polychromatic image formation.
+
+    Notes
+    -----
+    Laminography: ``tilt_deg`` (an axis like ``angle_deg``, set with :meth:`set_position`)
+    tilts the rotation stage about the lab x axis through the rotation centre, within
+    :attr:`TILT_RANGE_DEG` (assumption: a goniometer cradle of +-60 deg under the rotation
+    stage; the paper's outlook names laminography but no stage). The rendering stays exact:
+    the chords follow the tilted rotation (:class:`~nanoct.devices.sim.geometry.CTGeometry`).
     """
 
     DEFAULT_SOD_MM = 2.95
@@ -110,6 +126,7 @@ class CTTwin:
     SDD_RANGE_MM = (50.0, 1500.0)
     LATERAL_RANGE_MM = (-25.0, 25.0)
     MAX_WOBBLE_URAD = 15.0
+    TILT_RANGE_DEG = (-60.0, 60.0)
 
     def __init__(
         self,
@@ -166,6 +183,7 @@ class CTTwin:
         self.axis_x_mm = 0.0
         self.axis_y_mm = 0.0
         self.angle_deg = 0.0
+        self.tilt_deg = 0.0
         self._detected: dict[tuple, DetectedSpectrum] = {}
 
     # ---- geometry --------------------------------------------------------------------------
@@ -206,6 +224,7 @@ class CTTwin:
             angle_deg=self.angle_deg,
             wobble_urad=self.wobble_urad,
             wobble_phase_rad=self._wobble_phase,
+            tilt_deg=self.tilt_deg,
         )
 
     def grid(self, binning: int | None = None) -> DetectorGrid:
@@ -221,11 +240,31 @@ class CTTwin:
             "sdd_mm": self.sdd_mm,
             "axis_x_mm": self.axis_x_mm,
             "axis_y_mm": self.axis_y_mm,
+            "tilt_deg": self.tilt_deg,
         }[axis]
-        speed = ROTATION_DEG_PER_S if axis == "angle_deg" else LINEAR_MM_PER_S
+        speed = {"angle_deg": ROTATION_DEG_PER_S, "tilt_deg": TILT_DEG_PER_S}.get(
+            axis, LINEAR_MM_PER_S
+        )
         return abs(float(target) - now) / speed + SETTLE_S
 
-    AXES = ("angle_deg", "sod_mm", "sdd_mm", "axis_x_mm", "axis_y_mm")
+    AXES = ("angle_deg", "sod_mm", "sdd_mm", "axis_x_mm", "axis_y_mm", "tilt_deg")
+
+    def validate_tilt(self, tilt_deg: float) -> None:
+        """Raise ValueError if the rotation axis cannot be tilted to ``tilt_deg``: outside
+        :attr:`TILT_RANGE_DEG`, or a tilt that would swing the specimen into the source."""
+        lo, hi = self.TILT_RANGE_DEG
+        if isinstance(tilt_deg, bool) or not isinstance(tilt_deg, int | float | np.number):
+            raise ValueError(f"tilt_deg={tilt_deg!r} must be a number in [{lo}, {hi}] deg")
+        t = float(tilt_deg)
+        if not (np.isfinite(t) and lo <= t <= hi):
+            raise ValueError(f"tilt_deg={tilt_deg!r} is outside the tilt range [{lo}, {hi}] deg")
+        _, depth = specimen_reach_mm(self.specimen.corners(), t)
+        if depth >= self.sod_mm:
+            raise ValueError(
+                f"tilt_deg={tilt_deg!r} would swing the specimen (reach {depth:.3g} mm along the "
+                f"beam) into the source at sod_mm={self.sod_mm}; allowed: a tilt that keeps "
+                "it in front of the source, or a larger sod_mm"
+            )
 
     def validate_axis(self, axis: str, value: float) -> None:
         """Raise ValueError if ``axis`` cannot go to ``value``; changes nothing."""
@@ -234,6 +273,8 @@ class CTTwin:
         if axis == "angle_deg":
             if not np.isfinite(value):
                 raise ValueError(f"angle_deg={value!r} must be finite")
+        elif axis == "tilt_deg":
+            self.validate_tilt(value)
         else:
             self.validate_geometry(**{axis: value})
 
@@ -242,12 +283,13 @@ class CTTwin:
         self.validate_axis(axis, value)
         setattr(self, axis, float(value))
 
-    def out_of_beam_x_mm(self, margin_mm: float = 0.5) -> float:
-        """A manipulator x that takes the whole specimen out of the cone beam (for flats)."""
-        corners = self.specimen.corners()
-        r = float(np.max(np.hypot(corners[:, 0], corners[:, 2])))
+    def out_of_beam_x_mm(self, margin_mm: float = 0.5, *, tilt_deg: float | None = None) -> float:
+        """A manipulator x that takes the whole specimen out of the cone beam (for flats), at
+        the present tilt or at ``tilt_deg``."""
+        tilt = self.tilt_deg if tilt_deg is None else float(tilt_deg)
+        r, depth = specimen_reach_mm(self.specimen.corners(), tilt)
         half_width = self.grid().cols * self.grid().pixel_mm / 2.0
-        cone = half_width * (self.sod_mm + r) / self.sdd_mm
+        cone = half_width * (self.sod_mm + depth) / self.sdd_mm
         x = cone + r + margin_mm
         if x > self.LATERAL_RANGE_MM[1]:
             raise ValueError(

@@ -41,19 +41,36 @@ def test_main_job_leaves_pngs_and_the_run_and_volume_in_tiled(tmp_path):
             assert min(im.size) >= 16  # the x and y previews are 16 slices tall
     assert "ct_scan success: 16/16" in res.stdout + res.stderr  # the progress bar's last line
 
-    # The embedded server stopped with the demo; its catalog stays: serve it again, read back.
-    from tiled.client import from_uri
-    from tiled.server import SimpleTiledServer
+    # The embedded server stopped with the demo; its catalog stays: serve it again and read
+    # the run back. In a subprocess: an in-process SimpleTiledServer would replace tiled's
+    # process-wide API key and lock this session's other tests out of their server.
+    check = subprocess.run(
+        [sys.executable, "-c", READBACK, str(work), uid],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert check.stdout.split() == ["(16,", "512,", "512)", "True", "16", "True", "True"]
 
-    server = SimpleTiledServer(directory=work / "tiled", readable_storage=[work / "data"])
-    try:
-        client = from_uri(server.uri)
-        run = client["raw"][uid]
-        assert run["primary"]["flatpanel_image"].shape == (16, 512, 512)
-        assert run["primary"]["flatpanel_image"][3].max() > 0  # frames readable from HDF5
-        volume = client["processed"][f"{uid}-fdk"]
-        assert volume.shape[0] == 16 and volume.metadata["raw_uid"] == uid
-        live = client["processed"][f"{uid}-live"]
-        assert live.metadata["raw_uid"] == uid
-    finally:
-        server.close()
+
+READBACK = """
+import sys
+from pathlib import Path
+from tiled.client import from_uri
+from tiled.server import SimpleTiledServer
+
+work, uid = Path(sys.argv[1]), sys.argv[2]
+server = SimpleTiledServer(directory=work / "tiled", readable_storage=[work / "data"])
+try:
+    client = from_uri(server.uri)
+    run = client["raw"][uid]
+    images = run["primary"]["flatpanel_image"]
+    print(images.shape, bool(images[3].max() > 0))  # frames readable from HDF5
+    volume = client["processed"][f"{uid}-fdk"]
+    print(volume.shape[0], volume.metadata["raw_uid"] == uid)
+    print(client["processed"][f"{uid}-live"].metadata["raw_uid"] == uid)
+finally:
+    server.close()
+"""
