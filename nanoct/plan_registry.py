@@ -109,13 +109,38 @@ PLANS: dict[str, PlanEntry] = {
             "microscope",
             "EPMA source flux in photons/mm^2/s at 1 m from open-beam counts",
         ),
+        PlanEntry(
+            "nano-ct",
+            "nanoct.plans.nano_ct:nano_ct_scan",
+            "microscope",
+            "CT with the EPMA source and the counting detector (bright fields every N, drift "
+            "reference)",
+            specimen="fibres",
+            aliases={"angles": "num_angles"},
+        ),
+        PlanEntry(
+            "laminography",
+            "nanoct.plans.laminography:laminography_scan",
+            "ct",
+            "CT about an axis tilted by --tilt-deg, for flat specimens (sub-um CT)",
+            specimen="flat_chip",
+            aliases={"angles": "num_angles", "tilt": "tilt_deg"},
+        ),
+        PlanEntry(
+            "xm-laminography",
+            "nanoct.plans.laminography:laminography_scan",
+            "microscope",
+            "laminography with the X-ray microscope",
+            specimen="flat_chip",
+            aliases={"angles": "num_angles", "tilt": "tilt_deg"},
+        ),
     )
 }
 
 #: Specimens each instrument's twin knows.
 SPECIMENS: dict[str, tuple[str, ...]] = {
-    "ct": ("chip", "jima", "fibres", "edge"),
-    "microscope": ("fibres", "bristles", "facets", "wire", "edge"),
+    "ct": ("chip", "jima", "fibres", "edge", "flat_chip"),
+    "microscope": ("fibres", "bristles", "facets", "wire", "edge", "flat_chip"),
 }
 
 
@@ -129,7 +154,7 @@ def find_plan(name: str) -> PlanEntry:
     """
     if name in PLANS:
         return PLANS[name]
-    for entry in PLANS.values():
+    for entry in PLANS.values():  # the first entry of a function shared by two instruments
         if entry.function_name == name or entry.name == name.replace("_", "-"):
             return entry
     known = ", ".join(sorted(PLANS))

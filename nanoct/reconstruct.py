@@ -86,17 +86,18 @@ def _column(table, key: str, stream: str, uid: str) -> np.ndarray:
 
 
 def _derived_container(run):
-    """The ``processed`` container beside the runs catalog that holds ``run`` (made if needed)."""
+    """The ``processed`` container beside the runs catalog that holds ``run`` (made if needed;
+    the live reconstruction's :func:`~nanoct.callbacks.live_recon.derived_container` does the
+    lookup, given that catalog)."""
     from tiled.client import from_context
 
+    from nanoct.callbacks.live_recon import derived_container
+
     parts = list(getattr(run, "path_parts", []) or [])
-    root = from_context(run.context)
-    parent = root
-    for key in parts[:-2]:  # [..., catalog, uid] -> the catalog's parent
-        parent = parent[key]
-    if DERIVED_KEY in parent:
-        return parent[DERIVED_KEY]
-    return parent.create_container(key=DERIVED_KEY)
+    catalog = from_context(run.context)
+    for key in parts[:-1]:  # [..., catalog, uid] -> the catalog
+        catalog = catalog[key]
+    return derived_container(catalog, DERIVED_KEY)
 
 
 def _clean_uri(uri: str | None) -> str | None:

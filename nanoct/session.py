@@ -689,6 +689,8 @@ def start_session(
         server_port=server_port,
     )
 
+    _ensure_processed_container(runs)
+
     if instrument is None:
         from nanoct.devices import sub_um_ct
 
@@ -743,6 +745,17 @@ def start_session(
         RE.md.get("scan_id"),
     )
     return session
+
+
+def _ensure_processed_container(runs: Any, key: str = "processed") -> None:
+    """Make the ``processed`` container (reconstructed volumes) now, before this session's
+    runs: ``runs[-1]`` is the newest entry of the catalog, and a container made later, beside
+    the runs, would take that place."""
+    try:
+        if key not in runs:
+            runs.create_container(key=key)
+    except Exception:  # e.g. a read-only key: recon makes it when it first writes
+        logger.warning("could not create the %r container in %s", key, runs.uri, exc_info=True)
 
 
 def _install_suspenders(RE, instrument) -> list:

@@ -57,7 +57,8 @@ def ct_progress(start: dict[str, Any], event: dict[str, Any] | None) -> CTProgre
     twin_left = (total - done) * est["per_projection_s"] + blocks_left * est["per_flat_block_s"]
     if start.get("darks_after"):
         twin_left += est.get("per_dark_block_s", 0.0)
-    twin_elapsed = float(event["data"]["flatpanel_twin_time"])
+    detector = (start.get("detectors") or ["flatpanel"])[0]
+    twin_elapsed = float(event["data"][f"{detector}_twin_time"])
     wall_elapsed = float(event["time"]) - float(start.get("wall_start", start["time"]))
     pace = wall_elapsed / twin_elapsed if twin_elapsed > 0 else float("nan")
     return CTProgress(done, total, float(twin_left), float(twin_left * pace))

@@ -108,3 +108,26 @@ def test_journal_is_removed_only_when_the_run_is_safely_stored(tmp_path, fail_on
     assert bool(journals) is kept
     if kept:
         assert [line.count('"name"') for line in journals[0].read_text().splitlines()] == [1] * 3
+
+
+def test_reconstructions_sit_beside_the_runs_without_hiding_the_latest(data_dir, tmp_path):
+    """The volumes' ``processed`` container is made when the session starts, so ``runs[-1]``
+    stays the newest run, and a second reconstruction finds the container again."""
+    from nanoct.plans import ct_scan
+    from nanoct.reconstruct import reconstruct_run
+
+    s = start_session(data_dir)
+    try:
+        uids = []
+        for _ in range(2):
+            (uid,) = s.RE(
+                ct_scan(s.ct, num_angles=4, exposure_s=1.0, frames_per_projection=1,
+                        flat_every=4, num_darks=1, num_flats=1)
+            )  # fmt: skip
+            assert s.writer.flush(60)
+            res = reconstruct_run(s.runs[uid], out_dir=tmp_path, slices=[256])
+            assert res["key"] == f"{uid}-fdk" and "/processed/" in res["uri"]
+            uids.append(uid)
+        assert s.runs[-1].metadata["start"]["uid"] == uids[-1]
+    finally:
+        s.close()
