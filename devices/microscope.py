@@ -40,15 +40,9 @@ class XRayMicroscope:
     flat_block: Signal = field(default_factory=lambda: Signal(name="flat_block", value=-1))
 
     def devices(self) -> dict[str, object]:
-        """The ophyd devices by name (for a namespace or a ``%wa``)."""
-        return {
-            "source": self.source,
-            "manipulator": self.manipulator,
-            "rotation": self.rotation,
-            "geometry": self.geometry,
-            "medipix": self.medipix,
-            "waiter": self.waiter,
-        }
+        """The ophyd devices by their names (for a namespace or a ``%wa``)."""
+        devs = (self.source, self.manipulator, self.rotation, self.geometry, self.medipix)
+        return {d.name: d for d in (*devs, self.waiter)}
 
     @property
     def data_dir(self) -> Path:
@@ -63,6 +57,7 @@ def xray_microscope(
     time_scale: float = 0.0,
     instabilities: MicroscopeInstabilities | None = None,
     data_dir: str | Path | None = None,
+    name_prefix: str = "",
     **twin_options,
 ) -> XRayMicroscope:
     """Build the paper's X-ray microscope (EPMA source, Medipix2) on its digital twin.
@@ -83,6 +78,9 @@ def xray_microscope(
         ``spot_drift``, ``wobble`` and ``noise`` apply).
     data_dir : path, optional
         Where detector files go; default :func:`~nanoct.devices.instrument.default_data_dir`.
+    name_prefix : str
+        Prepended to every device's name (and so to its data keys): a session that holds the
+        CT too uses ``"xm_"``, so ``manipulator``, ``rotation`` ... stay unique.
     **twin_options
         Passed to :class:`~nanoct.devices.sim.microscope.MicroscopeTwin` (``fod_mm``,
         ``sdd_mm``, ``phase_contrast``, ``air_absorption``, ``oversample``,
@@ -96,12 +94,15 @@ def xray_microscope(
         **twin_options,
     )
     data = Path(data_dir) if data_dir is not None else default_data_dir()
+    p = str(name_prefix)
+    if p and not p.isidentifier():
+        raise ValueError(f"name_prefix={name_prefix!r} must be a Python identifier (e.g. 'xm_')")
     return XRayMicroscope(
         twin=twin,
-        source=EPMASource(name="source", twin=twin),
-        manipulator=MicroscopeManipulator(name="manipulator", twin=twin, labels={"motors"}),
-        rotation=SpecimenRotation(name="rotation", twin=twin, labels={"motors"}),
-        geometry=MicroscopeGeometry(name="geometry", twin=twin),
-        medipix=Medipix2(name="medipix", twin=twin, data_dir=data, labels={"detectors"}),
-        waiter=TwinWaiter(name="waiter", clock=twin.clock),
+        source=EPMASource(name=f"{p}source", twin=twin),
+        manipulator=MicroscopeManipulator(name=f"{p}manipulator", twin=twin, labels={"motors"}),
+        rotation=SpecimenRotation(name=f"{p}rotation", twin=twin, labels={"motors"}),
+        geometry=MicroscopeGeometry(name=f"{p}geometry", twin=twin),
+        medipix=Medipix2(name=f"{p}medipix", twin=twin, data_dir=data, labels={"detectors"}),
+        waiter=TwinWaiter(name=f"{p}waiter", clock=twin.clock),
     )

@@ -270,7 +270,7 @@ def run_plan(
 
         if args.specimen is not None:
             twin["specimen"] = args.specimen
-        instrument = xray_microscope(**twin)
+        instrument = xray_microscope(name_prefix="xm_", **twin)  # as in the session
         binning = 4  # the session's CT (built alongside) keeps its default
     func = entry.load()
     gen = func(instrument, md=dict(args.md) or None, **plan_kwargs)

@@ -433,7 +433,8 @@ class Session:
         """The instrument a plan drives: ``"ct"`` (the sub-um CT) or ``"microscope"``.
 
         The microscope's twin is built on first use, with the session's seed and time scale,
-        writing its frames under the session's data directory.
+        writing its frames under the session's data directory; its devices are named
+        ``xm_source``, ``xm_medipix``, ``xm_manipulator``, ... beside the CT's.
         """
         if kind == "ct":
             return self.ct
@@ -442,7 +443,9 @@ class Session:
                 from nanoct.devices import xray_microscope
 
                 opts = {k: v for k, v in self.twin_options.items() if k in ("seed", "time_scale")}
-                self.microscope = xray_microscope(data_dir=self.layout.frames_dir, **opts)
+                self.microscope = xray_microscope(
+                    data_dir=self.layout.frames_dir, name_prefix="xm_", **opts
+                )
             return self.microscope
         raise ValueError(f"instrument kind={kind!r} is unknown; allowed: 'ct', 'microscope'")
 

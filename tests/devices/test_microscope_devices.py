@@ -187,3 +187,15 @@ def test_counter_saturates_at_its_depth_in_each_frame(mic):
     image = mic.medipix.image.get()
     assert (image[good] == 2 * 8001).all() and (image[~good] == 0).all()
     assert event["data"]["medipix_saturated_pixels"] == good.sum()
+
+
+def test_name_prefix_keeps_names_apart_and_is_validated(tmp_path):
+    from nanoct.devices import xray_microscope
+
+    mic = xray_microscope(data_dir=tmp_path, name_prefix="xm_")
+    assert set(mic.devices()) == {
+        "xm_source", "xm_manipulator", "xm_rotation", "xm_geometry", "xm_medipix", "xm_waiter"
+    }  # fmt: skip
+    assert "xm_manipulator_z" in mic.manipulator.z.describe()
+    with pytest.raises(ValueError, match="name_prefix='x m'"):
+        xray_microscope(data_dir=tmp_path, name_prefix="x m")

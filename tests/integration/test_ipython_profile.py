@@ -23,7 +23,7 @@ session.writer.flush(60)
 run = runs[uid]
 print("READBACK", run["primary"]["flatpanel_image"].shape, run.metadata["start"]["plan_name"])
 print("SCAN_ID", run.metadata["start"]["scan_id"])
-names = ("bec", "bp", "bps", "ct_scan", "radiograph", "live", "microscope", "medipix")
+names = ("bec", "bp", "bps", "ct_scan", "radiograph", "live", "microscope", "xm_medipix")
 print("NAMES", all(n in globals() for n in names))
 """
 
@@ -47,6 +47,7 @@ def test_profile_session_runs_magics_a_scan_and_reads_it_back(tmp_path):
     # %wa: labelled motors with their real soft limits (the CT's SOD range) and offsets
     wa = out.split("Positioner", 1)[1]
     assert "manipulator_z" in wa and "0.5073" in wa and "200.0" in wa
+    assert "xm_manipulator_z" in wa  # the microscope's, named apart from the CT's
     assert "AttributeError" not in wa
     # %ct: the labelled detectors were read
     assert "flatpanel_rotation_angle" in out
