@@ -20,7 +20,7 @@ import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, DeviceStatus, Kind
 
-from nanoct.devices.hdf5 import HDF5FrameWriter
+from nanoct.devices.hdf5 import HDF5FrameWriter, ImageKeyFiles
 from nanoct.devices.signals import ReadbackSignal, SettingSignal, run_in_twin_time
 from nanoct.devices.sim.detector import FlatPanelSpec
 
@@ -98,7 +98,7 @@ class FlatPanel(Device):
         self._last_angle = float("nan")
         self._last_time = float("nan")
         self._last_flux_min = float("nan")
-        self._writers: dict[int, HDF5FrameWriter] = {}
+        self._files: ImageKeyFiles | None = None  # made at stage (the name is final then)
         self._staged_shape: tuple[int, int] | None = None
         self._latest: tuple[int, np.ndarray] | None = None
         self._n_images = 0
@@ -176,19 +176,15 @@ class FlatPanel(Device):
         return super().stage()
 
     def unstage(self):
-        for w in self._writers.values():
-            w.close()
-        self._writers.clear()
+        if self._files is not None:
+            self._files.close()
         self._staged_shape = None
         return super().unstage()
 
     def _writer(self, key: int) -> HDF5FrameWriter:
-        if key not in self._writers:
-            w = HDF5FrameWriter(self._data_dir, data_key=self.image_data_key)
-            w.open(self._staged_shape, np.float32)
-            logger.info("%s: image_key %d frames go to %s", self.name, key, w.path)
-            self._writers[key] = w
-        return self._writers[key]
+        if self._files is None:
+            self._files = ImageKeyFiles(self._data_dir, self.image_data_key, self.name)
+        return self._files.writer(key, self._staged_shape, np.float32)
 
     def trigger(self) -> DeviceStatus:
         if self._staged_shape is None:
@@ -216,15 +212,14 @@ class FlatPanel(Device):
     def describe(self) -> dict:
         desc = super().describe()
         shape = self._staged_shape or self._twin.detector.shape(self._twin.binning)
-        entry = HDF5FrameWriter(self._data_dir, data_key=self.image_data_key).describe_entry(
-            f"SIM:{self.name}", frame_shape=shape, dtype=np.float32
+        files = ImageKeyFiles(self._data_dir, self.image_data_key, self.name)
+        desc[self.image_data_key] = files.describe_entry(
+            f"SIM:{self.name}", shape, np.float32, "ADU"
         )
-        entry["units"] = "ADU"
-        desc[self.image_data_key] = entry
         return desc
 
     def collect_asset_docs(self, index: int | None = None):
         """Stream documents of the images taken since the last call (``index`` is ignored:
         each image key has its own file and frame count)."""
-        for key in sorted(self._writers):
-            yield from self._writers[key].collect_asset_docs()
+        if self._files is not None:
+            yield from self._files.collect_asset_docs()

@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_PER_FRAME_DTYPES", "HDF5_MIMETYPE", "HDF5FrameWriter"]
+__all__ = ["DEFAULT_PER_FRAME_DTYPES", "HDF5_MIMETYPE", "HDF5FrameWriter", "ImageKeyFiles"]
 
 #: Mimetype of the StreamResource documents; bluesky-tiled-plugins maps it to its HDF5 consolidator.
 HDF5_MIMETYPE = "application/x-hdf5"
@@ -489,3 +489,56 @@ class HDF5FrameWriter:
             docs.append(("stream_datum", dict(datum)))
             self._n_collected = stop
         yield from docs
+
+
+class ImageKeyFiles:
+    """One :class:`HDF5FrameWriter` per NXtomo ``image_key`` of a detector, opened on the first
+    frame of that key: a run's dark, flat and projection streams each reference their own file.
+
+    The flat panel and the Medipix2 both keep their frames this way.
+
+    Parameters
+    ----------
+    data_dir : path
+        Where the files go (in the Tiled server's readable storage).
+    data_key : str
+        The detector's image data key (``"<name>_image"``).
+    owner : str
+        The detector's name, for the log.
+    """
+
+    def __init__(self, data_dir: str | Path, data_key: str, owner: str) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_key = data_key
+        self.owner = owner
+        self._writers: dict[int, HDF5FrameWriter] = {}
+
+    def writer(self, key: int, frame_shape: tuple[int, int], dtype: DTypeLike) -> HDF5FrameWriter:
+        """The open writer of image key `key` (opened now for the first frame of that key)."""
+        if key not in self._writers:
+            w = HDF5FrameWriter(self.data_dir, data_key=self.data_key)
+            w.open(frame_shape, dtype)
+            logger.info("%s: image_key %d frames go to %s", self.owner, key, w.path)
+            self._writers[key] = w
+        return self._writers[key]
+
+    def close(self) -> None:
+        """Close every file (at unstage); the next frames go to new files."""
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+
+    def collect_asset_docs(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Stream documents of the frames written since the last call, key by key."""
+        for key in sorted(self._writers):
+            yield from self._writers[key].collect_asset_docs()
+
+    def describe_entry(
+        self, source: str, frame_shape: tuple[int, int], dtype: DTypeLike, units: str
+    ) -> dict[str, Any]:
+        """The image's data-key entry for ``describe()``."""
+        entry = HDF5FrameWriter(self.data_dir, data_key=self.data_key).describe_entry(
+            source, frame_shape=frame_shape, dtype=dtype
+        )
+        entry["units"] = units
+        return entry

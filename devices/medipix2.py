@@ -26,7 +26,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, DeviceStatus, Kind
 from scipy import special
 
-from nanoct.devices.hdf5 import HDF5FrameWriter
+from nanoct.devices.hdf5 import HDF5FrameWriter, ImageKeyFiles
 from nanoct.devices.signals import ReadbackSignal, SettingSignal, run_in_twin_time
 from nanoct.devices.sim.materials import absorbed_fraction, attenuation_table
 from nanoct.devices.sim.microscope import MicroscopeTwin
@@ -144,7 +144,7 @@ class Medipix2(Device):
         self._frames = 1
         self._key = 0
         self._last = {"angle": math.nan, "time": math.nan, "total": 0, "saturated": 0}
-        self._writers: dict[int, HDF5FrameWriter] = {}
+        self._files: ImageKeyFiles | None = None  # made at first use (the name is final then)
         self._armed = False
         self._latest: np.ndarray | None = None
         super().__init__(prefix, labels=kwargs.pop("labels", {"detectors"}), **kwargs)
@@ -326,19 +326,15 @@ class Medipix2(Device):
         return super().stage()
 
     def unstage(self):
-        for w in self._writers.values():
-            w.close()
-        self._writers.clear()
+        if self._files is not None:
+            self._files.close()
         self._armed = False
         return super().unstage()
 
     def _writer(self, key: int) -> HDF5FrameWriter:
-        if key not in self._writers:
-            w = HDF5FrameWriter(self._data_dir, data_key=self.image_data_key)
-            w.open(self.shape, np.uint32)
-            logger.info("%s: image_key %d frames go to %s", self.name, key, w.path)
-            self._writers[key] = w
-        return self._writers[key]
+        if self._files is None:
+            self._files = ImageKeyFiles(self._data_dir, self.image_data_key, self.name)
+        return self._files.writer(key, self.shape, np.uint32)
 
     def trigger(self) -> DeviceStatus:
         if not self._armed:
@@ -368,15 +364,14 @@ class Medipix2(Device):
 
     def describe(self) -> dict:
         desc = super().describe()
-        entry = HDF5FrameWriter(self._data_dir, data_key=self.image_data_key).describe_entry(
-            f"SIM:{self.name}", frame_shape=self.shape, dtype=np.uint32
+        files = ImageKeyFiles(self._data_dir, self.image_data_key, self.name)
+        desc[self.image_data_key] = files.describe_entry(
+            f"SIM:{self.name}", self.shape, np.uint32, "counts"
         )
-        entry["units"] = "counts"
-        desc[self.image_data_key] = entry
         return desc
 
     def collect_asset_docs(self, index: int | None = None):
         """Stream documents of the images taken since the last call (``index`` is ignored:
         each image key has its own file and frame count)."""
-        for key in sorted(self._writers):
-            yield from self._writers[key].collect_asset_docs()
+        if self._files is not None:
+            yield from self._files.collect_asset_docs()
