@@ -657,19 +657,35 @@ def prepare_ct_scan(
     }
 
     def metadata(plan_name: str, args: dict[str, Any]) -> dict[str, Any]:
-        _md = {
-            "plan_name": plan_name,
-            "plan_args": args,
-            "detectors": [ct.flatpanel.name],
-            "motors": [ct.rotation.name],
-            "num_points": sched.num_angles,
-            "hints": {"dimensions": [([ct.rotation.name], "primary")]},
-            "wall_start": time.time(),
-        }
-        _md.update(_start_metadata(ct, sched))
-        return _md
+        # read when the run starts (after a laminography tilt has moved), not now
+        return run_metadata(
+            plan_name, args, ct.flatpanel.name, ct.rotation.name, sched, _start_metadata(ct, sched)
+        )
 
     return PreparedScan(ct_devices(ct), sched, float(resume_flux), plan_args, metadata)
+
+
+def run_metadata(
+    plan_name: str,
+    args: dict[str, Any],
+    detector: str,
+    rotation: str,
+    sched: CTSchedule,
+    instrument_md: dict[str, Any],
+) -> dict[str, Any]:
+    """The start document of a tomography run (any instrument): the bluesky keys (plan_name,
+    plan_args, detectors, motors, num_points, hints) and the instrument's own."""
+    _md = {
+        "plan_name": plan_name,
+        "plan_args": args,
+        "detectors": [detector],
+        "motors": [rotation],
+        "num_points": sched.num_angles,
+        "hints": {"dimensions": [([rotation], "primary")]},
+        "wall_start": time.time(),
+    }
+    _md.update(instrument_md)
+    return _md
 
 
 def tomo_scan(dev: ScanDevices, sched: CTSchedule, *, md: dict[str, Any], resume_flux: float):

@@ -42,7 +42,6 @@ counts.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -57,6 +56,7 @@ from nanoct.plans.ct import (
     ScanDevices,
     check_resume_flux,
     plan_ct,
+    run_metadata,
     schedule_metadata,
 )
 
@@ -259,17 +259,10 @@ def prepare_nano_ct_scan(
     }
 
     def metadata(plan_name: str, args: dict[str, Any]) -> dict[str, Any]:
-        _md = {
-            "plan_name": plan_name,
-            "plan_args": args,
-            "detectors": [mic.medipix.name],
-            "motors": [mic.rotation.name],
-            "num_points": sched.num_angles,
-            "hints": {"dimensions": [([mic.rotation.name], "primary")]},
-            "wall_start": time.time(),
-        }
-        _md.update(_start_metadata(mic, sched))
-        return _md
+        # read when the run starts (after a laminography tilt has moved), not now
+        return run_metadata(
+            plan_name, args, mic.medipix.name, mic.rotation.name, sched, _start_metadata(mic, sched)
+        )
 
     return PreparedScan(microscope_devices(mic), sched, float(resume_flux), plan_args, metadata)
 
