@@ -495,7 +495,7 @@ def reconstruct(
     **geometry
         Keywords of the nanoct function for the algorithm: FDK ``sod_mm, sdd_mm, pixel_mm,
         offset_u_mm, offset_v_mm, volume_shape, voxel_mm, slices, chunk_slices, filter,
-        out``; FBP ``center_col, filter, slices, size, pixel_mm, out``; SIRT ``n_iter,
+        out``; FBP ``center_col, filter, slices, size, pixel_mm, out, method``; SIRT ``n_iter,
         nonnegative, ...``. A foreign backend refuses keywords it cannot honour.
 
     Returns

@@ -33,6 +33,11 @@ owns whole rows, so the result does not depend on the thread count or scheduling
 angles are handled per pass over the row: a vectorised pass computes the four sample
 indices and interpolation weights, then one scalar pass gathers the four linear
 interpolations and adds them to the row, which stays in L1 cache.
+
+``fbp(..., method="fourier")`` evaluates the same backprojection sum by gridding in Fourier
+space instead (:mod:`nanoct.recon.gridding`): O(n^2 log n) per slice rather than
+O(n_angles n^2), with band-limited interpolation times linear interpolation's transfer
+function. ``method="direct"`` (above) stays the default.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import numpy as np
 from numba import njit, prange
 
 from nanoct.recon.filters import check_filter, filter_projections
+from nanoct.recon.gridding import FourierPlan
 
 __all__ = [
     "backproject_parallel",
@@ -55,6 +61,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Backprojection methods of :func:`fbp`.
+METHODS = ("direct", "fourier")
 #: Angles handled per pass over an output row by the parallel backprojector.
 _ANGLE_BLOCK = 4
 #: Detector rows filtered together in a 3-D FBP (bounds the filtered workspace).
@@ -301,10 +309,22 @@ def _resolve_size(size, n_cols: int) -> tuple[int, int]:
 
 
 def _backproject_slices(
-    sino_rows, angles, center, ny, nx, filter, pad_mode, scale, out, slices, workers
-) -> None:
+    sino_rows, angles, center, ny, nx, filter, pad_mode, scale, out, slices, workers,
+    method="direct",
+) -> None:  # fmt: skip
     """Filter and backproject rows ``slices`` of ``sino_rows`` (na, nrows, ncols) into out."""
     n_cols = sino_rows.shape[2]
+    if method == "fourier":
+        fplan = FourierPlan(angles, n_cols, center, ny, nx)
+        for b0 in range(0, slices.size, _ROW_BATCH):
+            rows = slices[b0 : b0 + _ROW_BATCH]
+            block = np.ascontiguousarray(sino_rows[:, rows, :], dtype=np.float32)
+            filtered = filter_projections(
+                block, filter, scale=scale, pad_mode=pad_mode, workers=workers, out=block
+            )
+            for m in range(rows.size):
+                fplan.backproject(filtered[:, m, :], out[b0 + m], workers)
+        return
     plan = _ParallelPlan(angles, n_cols, center, nx, ny)
     kbuf, wbuf = plan.scratch()
     pairs = np.empty((plan.cos.size, plan.length, 2), np.float32)
@@ -348,6 +368,7 @@ def fbp(
     pixel_mm: float | None = None,
     pad_mode: str = "zero",
     workers: int | None = -1,
+    method: str = "direct",
 ) -> np.ndarray:
     """Parallel-beam filtered backprojection.
 
@@ -377,6 +398,13 @@ def fbp(
         Row padding for the filter (see :func:`nanoct.recon.filters.filter_projections`).
     workers : int, optional
         FFT threads (``-1``: all). Backprojection threads follow numba's settings.
+    method : {"direct", "fourier"}
+        ``"direct"``: pixel-driven backprojection with linear interpolation (module
+        docstring). ``"fourier"``: the same sum evaluated by gridding in Fourier space
+        (:mod:`nanoct.recon.gridding`): band-limited interpolation with linear
+        interpolation's transfer function, so the same resolution without the
+        interpolation's aliasing; O(n^2 log n) per slice instead of O(n_angles n^2), several
+        times faster for large slices. The two differ by ~1 % of the contrast (RMS), at edges.
 
     Returns
     -------
@@ -387,6 +415,8 @@ def fbp(
     check_filter(filter)
     if filter is None:
         raise ValueError("filter must be a filter name for fbp, got None")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     a = as_angles(angles, p.shape[0])
     n_cols = p.shape[-1]
     center = _resolve_center(center_col, n_cols)
@@ -404,14 +434,14 @@ def fbp(
             result = np.empty((ny, nx), np.float32)
         _backproject_slices(
             p[:, None, :], a, center, ny, nx, filter, pad_mode, scale,
-            result[None], np.array([0]), workers,
+            result[None], np.array([0]), workers, method,
         )  # fmt: skip
         return result
     idx = as_slices(slices, p.shape[1])
     result = check_out(out, (idx.size, ny, nx))
     if result is None:
         result = np.empty((idx.size, ny, nx), np.float32)
-    _backproject_slices(p, a, center, ny, nx, filter, pad_mode, scale, result, idx, workers)
+    _backproject_slices(p, a, center, ny, nx, filter, pad_mode, scale, result, idx, workers, method)
     return result
 
 
