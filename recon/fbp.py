@@ -52,6 +52,7 @@ from numba import njit, prange
 
 from nanoct.recon.filters import check_filter, filter_projections
 from nanoct.recon.gridding import FourierPlan
+from nanoct.recon.scratch import thread_rows
 
 __all__ = [
     "backproject_parallel",
@@ -278,10 +279,10 @@ class _ParallelPlan:
         return buf
 
     def scratch(self) -> tuple[np.ndarray, np.ndarray]:
-        nt = max(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)  # thread ids < nt
+        # one set per thread, each on pages of its own (nanoct.recon.scratch)
         return (
-            np.empty((nt, _ANGLE_BLOCK, self.nx), np.uint32),
-            np.empty((nt, _ANGLE_BLOCK, self.nx), np.float32),
+            thread_rows((_ANGLE_BLOCK, self.nx), np.uint32, offset=0),
+            thread_rows((_ANGLE_BLOCK, self.nx), np.float32, offset=2048),
         )
 
 

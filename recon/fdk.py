@@ -79,6 +79,7 @@ from numba import njit, prange
 
 from nanoct.recon.fbp import as_angles, as_slices, check_out
 from nanoct.recon.filters import check_filter, fdk_cosine_weights, filter_projections
+from nanoct.recon.scratch import thread_rows
 
 __all__ = [
     "ConeGeometry",
@@ -181,8 +182,10 @@ def _bp_cone_kernel(
     voxels); each task walks the angles in blocks of ``block`` (one block's filtered rows
     stay in its core's L2 cache while it sweeps its rows). One fork and join per chunk, no
     barrier per angle block (a thread descheduled by the shared machine no longer stalls the
-    other at every block). Scratch rows are per thread (``numba.get_thread_id``). Every voxel
-    sums its angles in a fixed order, whatever the tasks and threads.
+    other at every block). Scratch rows are per thread (``numba.get_thread_id``), each
+    thread's on pages of its own (:mod:`nanoct.recon.scratch`: rows a few cache lines apart
+    made the threads slow each other down by a third). Every voxel sums its angles in a
+    fixed order, whatever the tasks and threads.
 
     4-D ``out`` (``n_angles = 4 quarter``, angle ``a + quarter`` is angle ``a`` plus 90
     degrees, a square even ``ny = nx`` grid): the voxel ``(x, y)`` at angle ``a`` projects
@@ -573,16 +576,14 @@ class _ConePlan:
         return max(r_lo, -2), min(r_hi, self.n_rows + 2)
 
     def scratch(self, nzc: int):
-        """Work arrays of the kernel, one set per thread (ids below the thread count)."""
-        nt = max(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-        # rows padded to whole 64-byte cache lines plus one: threads never share a line
-        nx = -(-self.vol_shape[2] // 16) * 16 + 16
-        nz = -(-nzc // 16) * 16 + 16
+        """Work arrays of the kernel, one set per thread (ids below the thread count), each
+        thread's on pages of its own (:mod:`nanoct.recon.scratch`)."""
+        nx = self.vol_shape[2]
         return (
-            np.empty((nt, 4, nx), np.float32),
-            np.empty((nt, nx), np.uint32),
-            np.empty((nt, nz), np.float32),
-            np.empty((nt, nz), np.uint32),
+            thread_rows((4, nx), np.float32, offset=0),
+            thread_rows((nx,), np.uint32, offset=1024),
+            thread_rows((nzc,), np.float32, offset=2048),
+            thread_rows((nzc,), np.uint32, offset=3072),
         )
 
     def angle_block(self, n_band: int) -> int:

@@ -98,6 +98,7 @@ from numba import njit, prange
 from nanoct.recon.fbp import as_angles, as_slices, check_out
 from nanoct.recon.fdk import ConeGeometry
 from nanoct.recon.filters import check_filter, fdk_cosine_weights, filter_projections
+from nanoct.recon.scratch import thread_rows
 
 __all__ = [
     "LaminoGeometry",
@@ -960,9 +961,9 @@ def _filtered_backproject(
 ) -> None:  # fmt: skip
     plan = _FilteredPlan(geom, angles, det, vol_shape, vox)
     ny, nx = vol_shape[1:]
-    nt = max(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)  # thread ids < nt
-    fbuf = np.empty((nt, 3, nx), np.float32)
-    ibuf = np.empty((nt, nx), np.int32)
+    # per-thread rows, each thread's on pages of its own (nanoct.recon.scratch)
+    fbuf = thread_rows((3, nx), np.float32, offset=0)
+    ibuf = thread_rows((nx,), np.int32, offset=2048)
     buf = np.empty((min(chunk_slices, idx.size), ny, nx), np.float32)
     pos = 0
     for group in _groups(idx, chunk_slices):
