@@ -257,6 +257,8 @@ def reconstruct_run(
     }
     if "counts_mean" in info:
         md["counts_mean"] = float(info["counts_mean"])
+    if "fbp_method" in info:
+        md["fbp_method"] = str(info["fbp_method"])
     n = 1
     while key in container:  # an earlier reconstruction of the same run is kept
         n += 1
@@ -288,6 +290,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="auto (default): FDK, laminographic FBP for a tilted axis, Poisson-aware "
         "maximum likelihood for photon counts below 20 per pixel",
     )
+    p.add_argument(
+        "--fbp-method",
+        choices=("direct", "fourier"),
+        default="direct",
+        help="backprojection of --algorithm fbp: direct (default) or fourier (Fourier "
+        "gridding, several times faster for large slices)",
+    )
     p.add_argument("--no-drift-correction", action="store_true")
     p.add_argument(
         "--uri",
@@ -307,7 +316,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``nanoct recon RUN [--slices a:b] [--algorithm auto|fdk|fbp|sirt|poisson-ml]
-    [--no-drift-correction]
+    [--fbp-method direct|fourier] [--no-drift-correction]
     [--uri ...] [--api-key ...]``; returns the exit status (0 done, 2 bad input)."""
     args = _build_parser().parse_args(argv)
     try:
@@ -334,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             algorithm=args.algorithm,
             drift_correction=not args.no_drift_correction,
             progress=progress,
+            fbp_method=args.fbp_method,
         )
     except (RunError, ValueError) as err:
         print(f"\nnanoct recon: error: {err}", file=sys.stderr)

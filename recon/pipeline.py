@@ -72,6 +72,7 @@ import numpy as np
 from scipy import ndimage
 
 from nanoct.recon import alignment, poisson, preprocess
+from nanoct.recon.fbp import METHODS as FBP_METHODS
 from nanoct.recon.fbp import as_slices, fbp
 from nanoct.recon.fdk import fdk
 from nanoct.recon.iterative import sirt
@@ -528,6 +529,7 @@ def reconstruct_ct(
     zingers: bool = False,
     rings: bool = False,
     n_iter: int = 50,
+    fbp_method: Literal["direct", "fourier"] = "direct",
     shift_method: Literal["fourier", "spline"] = "fourier",
     progress: Callable[[str], None] | None = None,
     references: np.ndarray | None = None,
@@ -598,6 +600,9 @@ def reconstruct_ct(
         detectors only.
     n_iter : int
         SIRT iterations.
+    fbp_method : {'direct', 'fourier'}
+        Backprojection of ``algorithm='fbp'`` (:func:`nanoct.recon.fbp.fbp`'s ``method``):
+        ``'fourier'`` grids in Fourier space, several times faster for large slices.
     shift_method : {'fourier', 'spline'}
         How projections are shifted (:func:`nanoct.recon.alignment.shift_projections`);
         shifted counts are clipped at zero.
@@ -667,6 +672,8 @@ def reconstruct_ct(
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} is not one of {ALGORITHMS}")
+    if fbp_method not in FBP_METHODS:
+        raise ValueError(f"fbp_method={fbp_method!r} is not one of {FBP_METHODS}")
     proj = _as_stack(projections, "projections")
     n, rows, cols = proj.shape
     if n < 2:
@@ -836,8 +843,10 @@ def reconstruct_ct(
         if algorithm == "auto":
             info["algorithm"] = "fdk"
         stage("reconstruct")
+    if info["algorithm"] == "fbp":
+        info["fbp_method"] = fbp_method
     return _reconstruct_lines(
-        lines, angles, geo, info["algorithm"], idx, volume_shape, vox, filter, n_iter
+        lines, angles, geo, info["algorithm"], idx, volume_shape, vox, filter, n_iter, fbp_method
     ), info
 
 
@@ -936,7 +945,9 @@ def _drift(proj, dk, pt, metadata, geo, info, wire_xy_px, refs, rt, fl, drift_co
     return None, None
 
 
-def _reconstruct_lines(lines, angles, geo, algorithm, idx, volume_shape, vox, filter, n_iter):
+def _reconstruct_lines(
+    lines, angles, geo, algorithm, idx, volume_shape, vox, filter, n_iter, fbp_method="direct"
+):
     """FDK / FBP / SIRT of line integrals, or their tilted-axis forms for laminography."""
     rows = lines.shape[1]
     nz = rows if volume_shape is None else int(volume_shape[0])
@@ -968,7 +979,7 @@ def _reconstruct_lines(lines, angles, geo, algorithm, idx, volume_shape, vox, fi
         size = None if volume_shape is None else (int(volume_shape[1]), int(volume_shape[2]))
         return fbp(
             lines, angles, filter=filter, center_col=geo["center_col"], slices=idx, size=size,
-            pixel_mm=vox,
+            pixel_mm=vox, method=fbp_method,
         )  # fmt: skip
     full = sirt(
         lines, angles, geometry="cone", n_iter=n_iter, **cone, volume_shape=volume_shape,

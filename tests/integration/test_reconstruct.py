@@ -76,6 +76,18 @@ def test_cli_main(runs, tiled_server, tmp_path, capsys):
     assert nanoct_main(argv) == 0  # through the nanoct command line
     out = capsys.readouterr().out
     assert "(4, 512, 512)" in out and out.count(".png") == 3
+    # the same slices with the Fourier-gridding backprojection: same image, method recorded
+    assert nanoct_main([*argv, "--fbp-method", "fourier"]) == 0
+    keys = [line.split("/")[-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("volume")] + [line.split("/")[-1] for line in out.splitlines()
+                                             if line.startswith("volume")]  # fmt: skip
+    derived = tiled_server.client[DERIVED_KEY]
+    fourier, direct = (derived[k] for k in keys)
+    assert fourier.metadata["fbp_method"] == "fourier"
+    assert direct.metadata["fbp_method"] == "direct"
+    a, b = fourier.read(), direct.read()
+    inner = (slice(None), slice(64, 448), slice(64, 448))
+    assert np.sqrt(np.mean((a[inner] - b[inner]) ** 2)) < 0.05 * np.ptp(b[inner])
 
 
 def test_unknown_run(tiled_server, runs_container, capsys):

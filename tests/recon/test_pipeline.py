@@ -86,6 +86,23 @@ def test_drift_correction_without_a_wire_is_refused():
         reconstruct_ct(**_inputs(), drift_correction=True)
 
 
+def test_fbp_method_is_passed_to_fbp_and_checked():
+    kw = _inputs(32)
+    u = np.arange(24) - 11.5  # a centred disc of radius 6 voxels, mu 20/mm: the same at all angles
+    line = 2 * np.sqrt(np.clip(36 - u**2, 0, None)) * 0.01 * 20.0
+    kw["projections"] = np.broadcast_to(1000 * np.exp(-line), (32, 16, 24)).copy()
+    direct, info = reconstruct_ct(**kw, drift_correction=False, algorithm="fbp", slices=[8])
+    fourier, info_f = reconstruct_ct(
+        **kw, drift_correction=False, algorithm="fbp", slices=[8], fbp_method="fourier"
+    )
+    assert info["fbp_method"] == "direct" and info_f["fbp_method"] == "fourier"
+    assert not np.array_equal(direct, fourier)  # another backprojector ran
+    rms = np.sqrt(np.mean((direct - fourier) ** 2))
+    assert rms < 0.1 * np.sqrt(np.mean(direct**2))
+    with pytest.raises(ValueError, match="fbp_method='gridrec' is not one of"):
+        reconstruct_ct(**kw, drift_correction=False, algorithm="fbp", fbp_method="gridrec")
+
+
 def test_unknown_algorithm():
     with pytest.raises(ValueError, match="algorithm='art'"):
         reconstruct_ct(**_inputs(), drift_correction=False, algorithm="art")
