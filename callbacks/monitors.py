@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 from event_model import DocumentRouter
-from scipy import ndimage
 
 from nanoct.callbacks.frames import FrameSource, image_key_of
 from nanoct.recon import alignment
+from nanoct.recon.illumination import parhelion_score
 
 __all__ = [
     "FlatBlockStats",
@@ -218,38 +218,6 @@ class WireDriftMonitor(DocumentRouter):
     def _warn(self, kind, idx, t, value, threshold, msg) -> None:
         self.warnings.append(MonitorWarning(kind, int(idx), float(t), float(value), threshold, msg))
         logger.warning("wire monitor: %s", msg)
-
-
-def parhelion_score(
-    previous: np.ndarray, current: np.ndarray, *, smooth_px: float = 8.0
-) -> tuple[float, np.ndarray]:
-    """Large-scale change between two flat (open-beam) images, as ``flux_stability`` defines it.
-
-    Parameters
-    ----------
-    previous, current : ndarray, shape (row, column)
-        Dark-subtracted flats (e.g. block means), detector units.
-    smooth_px : float
-        Gaussian sigma (pixels) that keeps only the large-scale structure.
-
-    Returns
-    -------
-    score : float
-        Root mean square of the smoothed relative difference less its mean (a uniform flux
-        change is not the parhelion); 0 for identical images.
-    difference : ndarray, float32
-        ``current / previous - 1`` less its mean (unsmoothed), for display.
-    """
-    a = np.asarray(previous, dtype=np.float64)
-    b = np.asarray(current, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"previous {a.shape} and current {b.shape} must be images of one shape")
-    if not smooth_px > 0:
-        raise ValueError(f"smooth_px={smooth_px!r} must be > 0")
-    rel = b / np.where(a > 0, a, 1.0) - 1.0
-    rel -= rel.mean()
-    structure = ndimage.gaussian_filter(rel, smooth_px)
-    return float(np.sqrt(np.mean(structure**2))), rel.astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import numpy as np
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from ophyd import Signal
-from scipy import ndimage
 
 from nanoct.devices.flatpanel import IMAGE_KEYS
 from nanoct.plans.ct import _check_int
 from nanoct.recon.alignment import axis_tilt, center_of_rotation_180
+from nanoct.recon.illumination import parhelion_score
 from nanoct.recon.resolution import (
     line_group_visibility,
     line_spread_from_edge,
@@ -422,11 +422,8 @@ def flux_stability(
             roi = img[rows // 4 : 3 * rows // 4, cols // 4 : 3 * cols // 4]
             times.append((yield from bps.rd(ct.flatpanel.twin_time)))
             means.append(float(roi.mean()))
-            if prev:
-                rel = img / np.where(prev[0] > 0, prev[0], 1.0) - 1.0
-                rel -= rel.mean()  # a uniform flux change is not the parhelion
-                structure = ndimage.gaussian_filter(rel, smooth_px)
-                scores.append(float(np.sqrt(np.mean(structure**2))))
+            if prev:  # large-scale change of the illumination (one implementation)
+                scores.append(parhelion_score(prev[0], img, smooth_px=smooth_px)[0])
             prev[:] = [img]
 
         yield from _every(ct, n, interval_s, sample)
