@@ -540,6 +540,10 @@ def ct_scan(
         Images per dark block (before, and after if ``darks_after``) and per flat block.
     angles_deg : sequence of float, optional
         Explicit, strictly increasing angles in [-360, 720] deg.
+    darks_after : bool
+        Take a second dark block after the last flat block, so that a drift of the
+        detector's offset over a long scan shows in the run (the reconstruction subtracts
+        the mean of all darks).
     min_flux, resume_flux : float
         A projection during which the source fell below ``min_flux`` (relative output) is
         dropped; the plan waits until the flux is back above ``resume_flux``, takes a fresh flat

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import fft
@@ -70,6 +70,7 @@ from nanoct.devices.sim.medipix import Medipix2Model, Medipix2Spec
 from nanoct.devices.sim.microscope_specimens import make_microscope_specimen
 from nanoct.devices.sim.phase import PointSourceGeometry, phase_contrast_image
 from nanoct.devices.sim.specimens import Specimen
+from nanoct.devices.sim.switches import InstabilitySwitches
 
 __all__ = ["MicroscopeAcquisition", "MicroscopeInstabilities", "MicroscopeTwin"]
 
@@ -84,7 +85,7 @@ SPOT_SAMPLES_PER_FRAME = 5
 
 
 @dataclass(frozen=True)
-class MicroscopeInstabilities:
+class MicroscopeInstabilities(InstabilitySwitches):
     """Which instabilities the microscope twin simulates (all on by default).
 
     ``spot_drift``: the temporal shift of the focal spot (paper, conclusions); ``wobble``: the
@@ -95,20 +96,6 @@ class MicroscopeInstabilities:
     spot_drift: bool = True
     wobble: bool = True
     noise: bool = True
-
-    @classmethod
-    def none(cls) -> MicroscopeInstabilities:
-        """A stable spot, a perfect axis and noise-free counting."""
-        return cls(**{f.name: False for f in fields(cls)})
-
-    @classmethod
-    def only(cls, *names: str) -> MicroscopeInstabilities:
-        """Everything off except ``names``."""
-        known = {f.name for f in fields(cls)}
-        for n in names:
-            if n not in known:
-                raise ValueError(f"instability {n!r} is unknown; allowed: {sorted(known)}")
-        return replace(cls.none(), **dict.fromkeys(names, True))
 
     @classmethod
     def coerce(cls, value: object | None) -> MicroscopeInstabilities:

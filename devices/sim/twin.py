@@ -8,7 +8,7 @@ setter validates first and changes nothing on bad input.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,13 +23,16 @@ from nanoct.devices.sim.geometry import (
 from nanoct.devices.sim.imaging import DetectedSpectrum, EmissionPattern, Renderer
 from nanoct.devices.sim.source import FXE160, SourceState
 from nanoct.devices.sim.specimens import Specimen, make_specimen, reference_wire
+from nanoct.devices.sim.switches import InstabilitySwitches
 
 __all__ = ["Acquisition", "CTTwin", "Instabilities"]
 
 
 @dataclass(frozen=True)
-class Instabilities:
-    """Which of the paper's instabilities the twin simulates (all on by default)."""
+class Instabilities(InstabilitySwitches):
+    """Which of the paper's instabilities the twin simulates (all on by default;
+    ``Instabilities.none()`` is the ideal instrument: stable source, perfect stage, noise-free
+    detector; ``Instabilities.only("spot_drift", ...)``)."""
 
     spot_drift: bool = True
     conditioning: bool = True
@@ -37,20 +40,6 @@ class Instabilities:
     parhelion: bool = True
     wobble: bool = True
     noise: bool = True
-
-    @classmethod
-    def none(cls) -> Instabilities:
-        """An ideal instrument: stable source, perfect stage, noise-free detector."""
-        return cls(**{f.name: False for f in fields(cls)})
-
-    @classmethod
-    def only(cls, *names: str) -> Instabilities:
-        """Everything off except ``names``."""
-        known = {f.name for f in fields(cls)}
-        for n in names:
-            if n not in known:
-                raise ValueError(f"instability {n!r} is unknown; allowed: {sorted(known)}")
-        return replace(cls.none(), **dict.fromkeys(names, True))
 
 
 @dataclass(frozen=True)
