@@ -33,7 +33,7 @@ from ophyd import Signal
 from nanoct.devices.array_recorder import ArrayRecorder
 from nanoct.devices.medipix2 import IMAGE_KEYS
 from nanoct.devices.microscope import XRayMicroscope
-from nanoct.plans.microscope_analysis import (
+from nanoct.recon.microscope_analysis import (
     choose_trims,
     excess_nonuniformity,
     fibre_pitch_px,
@@ -382,9 +382,9 @@ def equalize_thresholds(
 
     Two dark threshold scans, with every lower trim at 0 (stream ``trim_0``) and at 7
     (``trim_7``), give each pixel's noise edge at both ends of its trim range
-    (:func:`~nanoct.plans.microscope_analysis.noise_edges`); the trim that brings the edge
+    (:func:`~nanoct.recon.microscope_analysis.noise_edges`); the trim that brings the edge
     nearest the common target is interpolated and rounded
-    (:func:`~nanoct.plans.microscope_analysis.choose_trims`). Pixels no trim can bring there
+    (:func:`~nanoct.recon.microscope_analysis.choose_trims`). Pixels no trim can bring there
     (or that show no noise peak) are masked. The trim map and the mask are loaded into the
     detector and stored in stream ``analysis`` (maps ``trim_low`` and ``mask``, external),
     with the target, the edge spreads and, with ``verify``, a third scan with the new trims
@@ -629,7 +629,7 @@ def calibrate_magnification(
     insensitive to the symmetric edge fringes of phase contrast) and their period in pixels is
     the fibres' mean diameter:
     ``pixel_size = fibre_diameter_um / period_px``, ``magnification = detector pixel /
-    pixel_size`` (:func:`~nanoct.plans.microscope_analysis.fibre_pitch_px`).
+    pixel_size`` (:func:`~nanoct.recon.microscope_analysis.fibre_pitch_px`).
 
     Returns
     -------
@@ -711,7 +711,7 @@ def measure_flux(
     (sensor absorption, threshold window, air path:
     :meth:`~nanoct.devices.medipix2.Medipix2.detection_efficiency` with
     :meth:`~nanoct.devices.epma.EPMASource.emission_spectrum`), and scaled to 1 m by the
-    inverse-square law (:func:`~nanoct.plans.microscope_analysis.flux_at_distance`).
+    inverse-square law (:func:`~nanoct.recon.microscope_analysis.flux_at_distance`).
     The paper measured about 30 photons/mm^2/s at 1 m with 200 nA (section 2.1).
 
     Returns

@@ -16,7 +16,7 @@ from nanoct.plans import (
     radiograph,
     threshold_scan,
 )
-from nanoct.plans.microscope_analysis import (
+from nanoct.recon.microscope_analysis import (
     choose_trims,
     excess_nonuniformity,
     fibre_pitch_px,

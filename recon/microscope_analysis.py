@@ -1,4 +1,4 @@
-"""Pure analysis functions of the microscope plans (arrays in, arrays out; no bluesky).
+"""Pure analysis of the microscope calibration plans (arrays in, arrays out; no bluesky).
 
 - :func:`noise_edges`: per-pixel noise edge from a dark threshold scan;
 - :func:`choose_trims`: 3-bit trims that align the noise edges (two scans at two trims);
