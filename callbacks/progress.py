@@ -1,7 +1,7 @@
 """Progress of long plans: done / total, time left in instrument (twin) and wall time.
 
 :class:`ProgressBar` is a document callback. For a ``ct_scan`` it uses the scan's own
-estimate (:func:`nanoct.plans.progress.ct_progress`: the start document's expected durations
+estimate (:func:`nanoct.callbacks.ct_progress.ct_progress`: the start document's expected durations
 and the latest ``primary`` event); for any other plan with ``num_points`` it counts
 ``primary`` events and extrapolates the wall time. It shows a tqdm bar in a terminal and, in
 IPython or when the output is not a terminal, a plain line at most every ``min_interval_s``
@@ -18,7 +18,7 @@ from typing import Any, Literal, TextIO
 
 from event_model import DocumentRouter
 
-from nanoct.plans.progress import CTProgress, ct_progress
+from nanoct.callbacks.ct_progress import CTProgress, ct_progress
 
 __all__ = ["ProgressBar", "format_progress", "in_ipython"]
 

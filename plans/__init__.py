@@ -1,4 +1,12 @@
-"""nanoct.plans: Bluesky plans of the sub-um CT and the X-ray microscope."""
+"""nanoct.plans: Bluesky plans of the sub-um CT and the X-ray microscope.
+
+Deviation from ../shared/DESIGN.md's import arrows (plans -> devices, bluesky): the calibration
+and microscope plans also import pure analysis functions from ``nanoct.recon`` (JIMA line-group
+visibility, edge/spot metrics, centre of rotation and tilt, the parhelion score, Medipix2 noise
+edges and trims). The reconstruction issue asks for one implementation shared by the plans and
+the reconstruction; ``nanoct.recon`` imports only numpy/scipy, so the arrow adds no dependency
+and no cycle. ``tests/test_import_directions.py`` checks every arrow, this one included.
+"""
 
 from nanoct.plans.calibration import (
     alignment_180,

@@ -1,9 +1,9 @@
 import pytest
 from bluesky import RunEngine
 
+from nanoct.callbacks.ct_progress import ct_progress
 from nanoct.devices import sub_um_ct
 from nanoct.plans import ct_scan
-from nanoct.plans.progress import ct_progress
 
 
 def test_progress_counts_and_estimates_the_time_left(tmp_path):
@@ -40,7 +40,7 @@ def test_progress_counts_and_estimates_the_time_left(tmp_path):
 
 
 def test_line_before_the_first_event_says_the_wall_time_is_not_known_yet():
-    from nanoct.plans.progress import CTProgress
+    from nanoct.callbacks.ct_progress import CTProgress
 
     line = CTProgress(0, 10, 3600.0, float("nan")).line()
     assert "0/10 projections" in line and "1:00:00 instrument time left" in line
