@@ -1,4 +1,4 @@
-"""Live reconstruction of chosen slices while a ``ct_scan`` runs.
+"""Live reconstruction of chosen slices while a ``ct_scan`` (or a ``nano_ct_scan``) runs.
 
 :class:`LiveReconstruction` is a bluesky document callback. It reads each dark, flat and
 projection frame from the HDF5 file its StreamResource/StreamDatum documents name and hands it
@@ -11,6 +11,16 @@ settled so that they equal the offline ``reconstruct_ct(..., algorithm="fdk")`` 
 slices (projections whose inputs changed -- the closing darks, the median wire position --
 are read again from their files), written to Tiled beside the runs catalog (container
 ``processed``, key ``<raw uid>-live``, metadata ``raw_uid``) and as PNGs.
+
+Photon-counting runs (the microscope's ``nano_ct_scan`` on the Medipix2): during the scan the
+slices are a preview, normalised with the bracketing bright fields like an integrating
+detector's and not drift-corrected (the microscope's drift reference is the run's reference
+projections, known only as they come). At the stop every image of the run is read again from
+its file and the slices are settled with the offline counting pipeline itself
+(:func:`~nanoct.recon.pipeline.reconstruct_ct` with ``algorithm="fdk"``: smoothed blank,
+fixed pattern, dead and hot pixels, drift from the reference projections), so they equal
+``nanoct recon RUN --algorithm fdk`` of those slices. (The offline default for low counts is
+the Poisson-aware ML of the whole volume, which a slice subset cannot be.)
 
 By default the work runs on a background thread: the RunEngine only queues the documents, so
 a slow reconstruction never holds up acquisition (:meth:`LiveReconstruction.wait` waits for
@@ -36,14 +46,18 @@ from event_model import DocumentRouter
 from nanoct.callbacks.frames import FrameSource, image_key_of
 from nanoct.callbacks.pictures import write_slice_pngs
 from nanoct.recon.incremental import IncrementalCT
+from nanoct.recon.pipeline import reconstruct_ct
 
-__all__ = ["DERIVED_KEY", "LiveReconstruction", "derived_container"]
+__all__ = ["DERIVED_KEY", "LIVE_PLANS", "LiveReconstruction", "derived_container"]
 
 logger = logging.getLogger(__name__)
 
 #: Container beside the runs catalog that holds reconstructions (the key
 #: ``nanoct.reconstruct.DERIVED_KEY`` uses for offline volumes).
 DERIVED_KEY = "processed"
+
+#: Plans whose runs are reconstructed live (untilted CTs; laminography stays offline).
+LIVE_PLANS = ("ct_scan", "nano_ct_scan")
 
 _STOP = object()
 
@@ -84,7 +98,7 @@ def _check_slices(slices: Any) -> Any:
 
 
 class LiveReconstruction(DocumentRouter):
-    """Reconstruct chosen slices of a running ``ct_scan`` projection by projection.
+    """Reconstruct chosen slices of a running CT (:data:`LIVE_PLANS`) projection by projection.
 
     Parameters
     ----------
@@ -170,6 +184,8 @@ class LiveReconstruction(DocumentRouter):
         self._start: dict[str, Any] = {}
         self._streams: dict[str, tuple[str, str | None, str]] = {}  # descriptor uid -> ...
         self._update_s: list[float] = []
+        # counting runs: (stream, frame ref, event data) of every image, for the settling
+        self._images: list[tuple[str, Any, dict[str, Any]]] | None = None
         self._queue: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
         self._result_hooks: list[tuple[Callable[[dict], Any], bool]] = []
@@ -241,7 +257,7 @@ class LiveReconstruction(DocumentRouter):
     # ---------------------------------------------------------------- state
     @property
     def active(self) -> bool:
-        """Whether a ``ct_scan`` is being reconstructed now."""
+        """Whether a run (:data:`LIVE_PLANS`) is being reconstructed now."""
         return self._inc is not None
 
     @property
@@ -285,9 +301,12 @@ class LiveReconstruction(DocumentRouter):
             self._start = dict(doc)
             self._streams.clear()
             self._update_s = []
+            self._images = None
             self.frames.reset()
-        if doc.get("plan_name") != "ct_scan" or "geometry" not in doc:
-            logger.debug("live reconstruction: run %s is not a ct_scan; ignored", doc["uid"])
+        if doc.get("plan_name") not in LIVE_PLANS or "geometry" not in doc:
+            logger.debug(
+                "live reconstruction: run %s is not one of %s; ignored", doc["uid"], LIVE_PLANS
+            )
             return
         self.result = None
         try:
@@ -299,6 +318,7 @@ class LiveReconstruction(DocumentRouter):
             return
         with self._lock:
             self._inc = inc
+            self._images = [] if inc.counting else None
         logger.info(
             "live reconstruction of run %s: slices %s", doc["uid"], inc.slice_indices.tolist()
         )
@@ -324,13 +344,20 @@ class LiveReconstruction(DocumentRouter):
         if inc is None or stream is None or stream[1] is None:
             return
         name, key, prefix = stream
-        if name not in ("dark", "flat", "primary"):
+        images = self._images
+        if name not in ("dark", "flat", "primary") and not (
+            images is not None and name == "reference"
+        ):
             return
         ref = self.frames.ref(doc["descriptor"], doc["seq_num"], key)
         if ref is None:
             self._error(f"no StreamDatum names the frame of {name} event {doc['seq_num']}")
             return
         data = doc["data"]
+        if images is not None:  # kept for the settling with the counting pipeline
+            images.append((name, ref, {"prefix": prefix, **data}))
+            if name == "reference":
+                return
         t0 = time.perf_counter()
         frame = self.frames.read(ref)
         with self._lock:
@@ -360,7 +387,10 @@ class LiveReconstruction(DocumentRouter):
             self._settling = (inc.current(), inc.slice_indices.copy())
             self._inc = None
         try:
-            slices, info = inc.finish()
+            if inc.counting:
+                slices, info = self._settle_counting(inc)
+            else:
+                slices, info = inc.finish()
         finally:
             self._settling = None
         result: dict[str, Any] = {
@@ -405,6 +435,46 @@ class LiveReconstruction(DocumentRouter):
             except Exception:
                 logger.exception("a live reconstruction result hook failed")
 
+    def _settle_counting(self, inc: IncrementalCT) -> tuple[np.ndarray, dict[str, Any]]:
+        """The final slices of a photon-counting run: every image read again from its file
+        and reconstructed by the offline pipeline (``algorithm="fdk"``, these slices)."""
+        t0 = time.perf_counter()
+        images = self._images or []
+
+        def stack(name: str):
+            sel = [(ref, data) for stream, ref, data in images if stream == name]
+            if not sel:
+                return None, np.zeros(0), []
+            frames = np.stack([self.frames.read(ref) for ref, _ in sel])
+            times = np.array([d[f"{d['prefix']}twin_time"] for _, d in sel], np.float64)
+            return frames, times, [d for _, d in sel]
+
+        proj, times, pdata = stack("primary")
+        if proj is None:
+            raise ValueError("the run has no projections")
+        flats, flat_times, fdata = stack("flat")
+        darks, _, _ = stack("dark")
+        refs, ref_times, _ = stack("reference")
+        angles = np.array([d[f"{d['prefix']}rotation_angle"] for d in pdata], np.float64)
+        blocks = None
+        if fdata and all("flat_block" in d for d in fdata):
+            blocks = np.array([d["flat_block"] for d in fdata])
+        opts = dict(self.options)
+        # the microscope's drift reference: its reference projections (no wire in its field)
+        opts["drift_correction"] = bool(opts["drift_correction"]) and (
+            refs is not None or isinstance(self._start.get("reference_wire"), Mapping)
+        )
+        slices, info = reconstruct_ct(
+            proj, angles, times, flats, flat_times, blocks, darks, self._start,
+            algorithm="fdk", slices=inc.slice_indices, references=refs,
+            reference_times_s=ref_times if refs is not None else None, **opts,
+        )  # fmt: skip
+        info["slices"] = np.asarray(info["slices"])
+        info["n_projections"] = int(proj.shape[0])
+        info["reread"] = int(proj.shape[0])  # every image: settled by the offline pipeline
+        info["seconds"] = time.perf_counter() - t0
+        return np.ascontiguousarray(slices, dtype=np.float32), info
+
     def _write_tiled(self, slices: np.ndarray, info: dict[str, Any]) -> tuple[str, str | None]:
         start = self._start
         uid = start["uid"]
@@ -424,6 +494,7 @@ class LiveReconstruction(DocumentRouter):
             "n_projections": int(info["n_projections"]),
             "reread_projections": int(info["reread"]),
             "specimen": start.get("specimen"),
+            "counting": bool(info.get("counting", False)),
         }
         key = f"{uid}-live"
         n = 1

@@ -605,11 +605,10 @@ class IncrementalCT:
                 " reconstruct laminography offline (nanoct recon)"
             )
         det = metadata.get("detector") if isinstance(metadata, Mapping) else None
-        if isinstance(det, Mapping) and det.get("counting"):
-            raise ValueError(
-                "detector counting=True: live reconstruction normalises integrating-detector "
-                "images; reconstruct photon-counting runs offline (nanoct recon)"
-            )
+        #: A photon-counting run (the microscope's Medipix2): the slices are normalised like an
+        #: integrating detector's, a preview; :meth:`finish` is not the offline counting
+        #: pipeline (``LiveReconstruction`` settles such runs with it instead).
+        self.counting = bool(isinstance(det, Mapping) and det.get("counting"))
         geo = pipeline.ct_geometry(metadata, detector_shape)
         rows, cols = geo["detector_shape"]
         if center_col is not None:
@@ -652,7 +651,7 @@ class IncrementalCT:
             if isinstance(wire.get("regions"), Mapping):
                 self._wire_regions = pipeline.wire_regions(wire, (rows, cols))
         self.drift_correction = bool(drift_correction) and self._wire_z_mm is not None
-        if drift_correction and self._wire_z_mm is None:
+        if drift_correction and self._wire_z_mm is None and not self.counting:
             logger.warning(
                 "live reconstruction: the run has no reference_wire metadata; no drift correction"
             )
