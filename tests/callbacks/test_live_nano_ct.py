@@ -63,9 +63,7 @@ def test_counting_run_is_previewed_then_settled_by_the_offline_pipeline(
     info = res["info"]
     assert info["counting"] and info["drift_corrected"] and info["drift_method"] == "reference"
     assert info["reread"] == info["n_projections"] == SCAN["num_angles"]
-    offline = reconstruct_run(
-        runs_container[uid], out_dir=tmp_path, slices=SLICES, algorithm="fdk"
-    )
+    offline = reconstruct_run(runs_container[uid], out_dir=tmp_path, slices=SLICES, algorithm="fdk")
     root = _derived(runs_container)
     vol = root[offline["key"]].read()
     err = np.abs(res["slices"] - vol).max() / np.ptp(vol)
