@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,33 @@ def reconstruct_run(
     }
 
 
+class _StageBar:
+    """``nanoct recon``'s progress line on stderr: the stage, and during the reconstruction
+    the slices done with the time left at the pace so far."""
+
+    STAGES = ("read", "normalise", "wire", "reference", "shift", "reconstruct", "write")
+
+    def __init__(self) -> None:
+        self._stage = ""
+        self._t0 = time.monotonic()
+
+    def _print(self, text: str) -> None:
+        k = self.STAGES.index(self._stage) + 1 if self._stage in self.STAGES else 0
+        bar = "#" * k + "." * (len(self.STAGES) - k)
+        print(f"\r[{bar}] {text:<60}", end="", file=sys.stderr, flush=True)
+
+    def stage(self, stage: str) -> None:
+        self._stage, self._t0 = stage, time.monotonic()
+        self._print(stage)
+
+    def slices(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self._t0
+        left = elapsed / done * (total - done) if done else float("nan")
+        eta = "?" if left != left else f"{int(left) // 60}:{int(left) % 60:02d} left"
+        pct = 100 * done // max(total, 1)
+        self._print(f"{self._stage} {pct:3d} % ({done}/{total} slices, {eta})")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nanoct recon",
@@ -329,20 +357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = runs[args.run]
         except KeyError:
             raise RunError(f"no run {args.run!r} in {args.uri} [{args.catalog!r}]") from None
-        stages = ("read", "normalise", "wire", "reference", "shift", "reconstruct", "write")
-
-        def progress(stage: str) -> None:
-            k = stages.index(stage) + 1 if stage in stages else 0
-            bar = "#" * k + "." * (len(stages) - k)
-            print(f"\r[{bar}] {stage:<12}", end="", file=sys.stderr, flush=True)
-
+        bar = _StageBar()
         res = reconstruct_run(
             run,
             out_dir=args.out_dir,
             slices=slices,
             algorithm=args.algorithm,
             drift_correction=not args.no_drift_correction,
-            progress=progress,
+            progress=bar.stage,
+            slice_progress=bar.slices,
             fbp_method=args.fbp_method,
         )
     except (RunError, ValueError) as err:

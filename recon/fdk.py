@@ -70,14 +70,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from nanoct.recon.fbp import as_angles, as_slices, check_out
+from nanoct.recon.fbp import as_angles, as_slices, check_out, check_progress
 from nanoct.recon.filters import check_filter, fdk_cosine_weights, filter_projections
 from nanoct.recon.scratch import thread_rows
 
@@ -678,7 +679,7 @@ class _BandCache:
 
 def _cone_backproject(
     projections, angles, geom, vol_shape, voxel_mm, idx, chunk_slices, filter, pad_mode,
-    scale, fdk_weight, out, workers,
+    scale, fdk_weight, out, workers, progress=None,
 ):  # fmt: skip
     det_shape = _shape_of(projections)
     plan = _ConePlan(geom, angles, det_shape, vol_shape, voxel_mm)
@@ -704,6 +705,8 @@ def _cone_backproject(
         if band is None:  # these slices lie outside the cone
             out[pos : pos + group.size] = 0.0
             pos += group.size
+            if progress is not None:
+                progress(pos, idx.size)
             continue
         r_lo, r_hi = band
         base = cache.band(r_lo, r_hi)
@@ -734,6 +737,8 @@ def _cone_backproject(
             out[pos : pos + group.size] = chunk.transpose(2, 0, 1)
         pos += group.size
         logger.debug("cone backprojection: slices %d..%d done", group[0], group[-1])
+        if progress is not None:
+            progress(pos, idx.size)
     return out
 
 
@@ -771,6 +776,7 @@ def fdk(
     pad_mode: str = "zero",
     out: np.ndarray | None = None,
     workers: int | None = -1,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> np.ndarray:
     """Feldkamp-Davis-Kress reconstruction of a full circular cone-beam scan.
 
@@ -802,12 +808,15 @@ def fdk(
         float32/float64 ``(n_slices, ny, nx)`` to fill, e.g. a ``numpy.memmap``.
     workers : int, optional
         FFT threads (``-1``: all CPUs).
+    progress : callable, optional
+        ``progress(done, total)`` after each chunk: slices finished so far, of ``total``.
 
     Returns
     -------
     numpy.ndarray
         ``(n_slices, ny, nx)`` attenuation coefficients in 1/mm (float32 unless ``out``).
     """
+    check_progress(progress)
     det = _shape_of(projections)
     a = as_angles(angles, det[0])
     if check_filter(filter) is None:
@@ -830,7 +839,7 @@ def fdk(
     scale = math.pi / a.size / tau
     return _cone_backproject(
         projections, a, geom, vol_shape, vox, idx, chunk, filter, pad_mode, scale, True,
-        result, workers,
+        result, workers, progress,
     )  # fmt: skip
 
 

@@ -90,12 +90,13 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from nanoct.recon.fbp import as_angles, as_slices, check_out
+from nanoct.recon.fbp import as_angles, as_slices, check_out, check_progress
 from nanoct.recon.fdk import ConeGeometry
 from nanoct.recon.filters import check_filter, fdk_cosine_weights, filter_projections
 from nanoct.recon.scratch import thread_rows
@@ -887,6 +888,7 @@ def fbp_lamino(
     pad_mode: str = "zero",
     out: np.ndarray | None = None,
     workers: int | None = -1,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> np.ndarray:
     """Filtered backprojection for a tilted rotation axis (laminography) or plain CT.
 
@@ -917,6 +919,8 @@ def fbp_lamino(
         float32/float64 ``(n_slices, ny, nx)`` to fill, e.g. a ``numpy.memmap``.
     workers : int, optional
         FFT threads (``-1``: all CPUs).
+    progress : callable, optional
+        ``progress(done, total)`` after each chunk: slices finished so far, of ``total``.
 
     Returns
     -------
@@ -926,6 +930,7 @@ def fbp_lamino(
         pixel_mm``. Cone beam: FDK-type (cosine pre-weights, distance weights); see the
         module docstring for what is exact and what is approximate.
     """
+    check_progress(progress)
     det = _det_shape(projections)
     geom = _as_geometry(geometry)
     a = as_angles(angles, det[0])
@@ -951,13 +956,13 @@ def fbp_lamino(
     tau = geom.pixel_mm * geom.sod_mm / geom.sdd_mm if geom.is_cone else geom.pixel_mm
     scale = math.pi * math.cos(geom.tilt_rad) / a.size / tau
     _filtered_backproject(projections, a, geom, det, vol_shape, vox, idx, c, filter, pad_mode,
-                          scale, result, workers)  # fmt: skip
+                          scale, result, workers, progress)  # fmt: skip
     return result
 
 
 def _filtered_backproject(
     projections, angles, geom, det, vol_shape, vox, idx, chunk_slices, filter, pad_mode, scale,
-    out, workers,
+    out, workers, progress=None,
 ) -> None:  # fmt: skip
     plan = _FilteredPlan(geom, angles, det, vol_shape, vox)
     ny, nx = vol_shape[1:]
@@ -989,6 +994,8 @@ def _filtered_backproject(
         out[pos : pos + group.size] = chunk
         pos += group.size
         logger.debug("fbp_lamino: slices %d..%d done", group[0], group[-1])
+        if progress is not None:
+            progress(pos, idx.size)
 
 
 # --------------------------------------------------------------------------- SIRT

@@ -73,7 +73,7 @@ from scipy import ndimage
 
 from nanoct.recon import alignment, poisson, preprocess
 from nanoct.recon.fbp import METHODS as FBP_METHODS
-from nanoct.recon.fbp import as_slices, fbp
+from nanoct.recon.fbp import as_slices, check_progress, fbp
 from nanoct.recon.fdk import fdk
 from nanoct.recon.iterative import sirt
 from nanoct.recon.laminography import MAX_TILT_DEG, LaminoGeometry, fbp_lamino, sirt_lamino
@@ -532,6 +532,7 @@ def reconstruct_ct(
     fbp_method: Literal["direct", "fourier"] = "direct",
     shift_method: Literal["fourier", "spline"] = "fourier",
     progress: Callable[[str], None] | None = None,
+    slice_progress: Callable[[int, int], Any] | None = None,
     references: np.ndarray | None = None,
     reference_times_s: Sequence[float] | np.ndarray | None = None,
     counting: bool | None = None,
@@ -609,6 +610,9 @@ def reconstruct_ct(
     progress : callable, optional
         Called with a stage name (``"normalise"``, ``"wire"``, ``"shift"``, ``"reconstruct"``)
         as each stage starts.
+    slice_progress : callable, optional
+        ``slice_progress(done, total)`` during the reconstruction stage, as slices are
+        finished (FDK, FBP and laminographic FBP; the iterative methods report nothing).
     references : ndarray, shape (m, row, column), optional
         Reference projections (the same pose again and again, e.g. ``nano_ct_scan``'s stream
         ``reference``), the drift reference when the run has no wire.
@@ -672,6 +676,7 @@ def reconstruct_ct(
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} is not one of {ALGORITHMS}")
+    check_progress(slice_progress)
     if fbp_method not in FBP_METHODS:
         raise ValueError(f"fbp_method={fbp_method!r} is not one of {FBP_METHODS}")
     proj = _as_stack(projections, "projections")
@@ -846,8 +851,9 @@ def reconstruct_ct(
     if info["algorithm"] == "fbp":
         info["fbp_method"] = fbp_method
     return _reconstruct_lines(
-        lines, angles, geo, info["algorithm"], idx, volume_shape, vox, filter, n_iter, fbp_method
-    ), info
+        lines, angles, geo, info["algorithm"], idx, volume_shape, vox, filter, n_iter, fbp_method,
+        slice_progress,
+    ), info  # fmt: skip
 
 
 def _drift(proj, dk, pt, metadata, geo, info, wire_xy_px, refs, rt, fl, drift_correction, stage,
@@ -946,8 +952,9 @@ def _drift(proj, dk, pt, metadata, geo, info, wire_xy_px, refs, rt, fl, drift_co
 
 
 def _reconstruct_lines(
-    lines, angles, geo, algorithm, idx, volume_shape, vox, filter, n_iter, fbp_method="direct"
-):
+    lines, angles, geo, algorithm, idx, volume_shape, vox, filter, n_iter, fbp_method="direct",
+    slice_progress=None,
+):  # fmt: skip
     """FDK / FBP / SIRT of line integrals, or their tilted-axis forms for laminography."""
     rows = lines.shape[1]
     nz = rows if volume_shape is None else int(volume_shape[0])
@@ -956,7 +963,7 @@ def _reconstruct_lines(
         if algorithm == "fdk":
             return fbp_lamino(
                 lines, angles, geom, volume_shape=volume_shape, voxel_mm=vox, slices=idx,
-                filter=filter,
+                filter=filter, progress=slice_progress,
             )  # fmt: skip
         full = sirt_lamino(lines, angles, geom, volume_shape=volume_shape, voxel_mm=vox,
                            n_iter=n_iter)  # fmt: skip
@@ -971,7 +978,7 @@ def _reconstruct_lines(
     if algorithm == "fdk":
         return fdk(
             lines, angles, **cone, volume_shape=volume_shape, voxel_mm=vox, slices=idx,
-            filter=filter,
+            filter=filter, progress=slice_progress,
         )  # fmt: skip
     if algorithm == "fbp":
         if nz != rows:
@@ -979,7 +986,7 @@ def _reconstruct_lines(
         size = None if volume_shape is None else (int(volume_shape[1]), int(volume_shape[2]))
         return fbp(
             lines, angles, filter=filter, center_col=geo["center_col"], slices=idx, size=size,
-            pixel_mm=vox, method=fbp_method,
+            pixel_mm=vox, method=fbp_method, progress=slice_progress,
         )  # fmt: skip
     full = sirt(
         lines, angles, geometry="cone", n_iter=n_iter, **cone, volume_shape=volume_shape,

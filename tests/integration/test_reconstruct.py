@@ -74,8 +74,11 @@ def test_cli_main(runs, tiled_server, tmp_path, capsys):
             "--uri", tiled_server.uri, "--api-key", tiled_server.api_key, "--catalog", "raw",
             "--out-dir", str(tmp_path)]  # fmt: skip
     assert nanoct_main(argv) == 0  # through the nanoct command line
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "(4, 512, 512)" in out and out.count(".png") == 3
+    # the progress line: the stages, and the slices done with the time left
+    assert "reconstruct 100 % (4/4 slices" in captured.err and "[#######]" in captured.err
     # the same slices with the Fourier-gridding backprojection: same image, method recorded
     assert nanoct_main([*argv, "--fbp-method", "fourier"]) == 0
     keys = [line.split("/")[-1] for line in capsys.readouterr().out.splitlines()
