@@ -276,7 +276,7 @@ def reconstruct_run(
     }
 
 
-class _StageBar:
+class StageBar:
     """``nanoct recon``'s progress line on stderr: the stage, and during the reconstruction
     the slices done with the time left at the pace so far."""
 
@@ -294,6 +294,10 @@ class _StageBar:
     def stage(self, stage: str) -> None:
         self._stage, self._t0 = stage, time.monotonic()
         self._print(stage)
+
+    def done(self) -> None:
+        """End the line."""
+        print(file=sys.stderr, flush=True)
 
     def slices(self, done: int, total: int) -> None:
         elapsed = time.monotonic() - self._t0
@@ -357,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = runs[args.run]
         except KeyError:
             raise RunError(f"no run {args.run!r} in {args.uri} [{args.catalog!r}]") from None
-        bar = _StageBar()
+        bar = StageBar()
         res = reconstruct_run(
             run,
             out_dir=args.out_dir,

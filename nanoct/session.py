@@ -544,6 +544,64 @@ class Session:
         if callable(close):
             close()
 
+    def reconstruct(
+        self,
+        run: Any = -1,
+        *,
+        slices: Any = None,
+        algorithm: str = "auto",
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """``nanoct recon`` from the session: reconstruct a run of its catalog and write the
+        volume into Tiled beside it (``processed/<uid>-<algorithm>``), with PNG previews.
+
+        Parameters
+        ----------
+        run : int or str
+            ``-1`` (default) the latest run, another negative index, a scan_id or a uid.
+        slices : str, int, slice or sequence of int, optional
+            Volume slices, e.g. ``"240:272"`` or ``[256]``; default all.
+        algorithm : str
+            As ``nanoct recon --algorithm`` (``auto``, ``fdk``, ``fbp``, ``sirt``,
+            ``poisson-ml``).
+        out_dir : path, optional
+            Where the PNG previews go; default ``<data dir>/recon``.
+        progress : bool
+            Show the stage and the slices done with the time left (stderr).
+        **options
+            Passed on (``drift_correction``, ``fbp_method``, ``volume_shape``, ...; see
+            :func:`nanoct.reconstruct.reconstruct_run`).
+
+        Returns
+        -------
+        dict
+            :func:`nanoct.reconstruct.reconstruct_run`'s result (``key``, ``uri``, ``shape``,
+            ``previews``, ``info``); the volume is in the ``processed`` container beside the
+            runs (``result["uri"]``).
+        """
+        from nanoct.reconstruct import RunError, StageBar, parse_slices, reconstruct_run
+
+        if isinstance(slices, str):
+            slices = parse_slices(slices)
+        self.writer.flush(60)  # the run's last documents are in Tiled
+        try:
+            node = self.runs[run]
+        except (KeyError, IndexError, ValueError) as err:
+            raise RunError(f"no run {run!r} in this session's catalog ({err})") from None
+        out = Path(out_dir) if out_dir is not None else self.layout.root / "recon"
+        bar = StageBar() if progress else None
+        try:
+            return reconstruct_run(
+                node, out_dir=out, slices=slices, algorithm=algorithm,
+                progress=None if bar is None else bar.stage,
+                slice_progress=None if bar is None else bar.slices, **options,
+            )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.done()
+
     def summary(self) -> str:
         """A few lines for the start of an interactive session: where data go, what is there."""
         base = str(self.runs.uri).split("/api/v1", 1)[0]
@@ -557,7 +615,7 @@ class Session:
             lines.append(f"  microscope: {', '.join(self.microscope.devices())}")
         lines.append(
             "  plans: RE(ct_scan(ct, num_angles=360)), runs[-1] reads back; %wa, %ct, %mov; "
-            "live() starts live reconstruction"
+            "live() starts live reconstruction, recon(-1, slices='240:272') reconstructs"
         )
         return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-# Callbacks: the BestEffortCallback table, the progress bar, and live() for live reconstruction.
+# Callbacks: the BestEffortCallback table, the progress bar, live() for live reconstruction,
+# and recon() to reconstruct a run afterwards (nanoct recon from the session).
 from bluesky.callbacks.best_effort import BestEffortCallback
 
 bec = BestEffortCallback()
@@ -7,3 +8,4 @@ if matplotlib.get_backend().lower() == "agg":
 session.subscribe("bec", bec)
 session.enable_progress()
 live = session.enable_live  # live() switches live reconstruction and the monitors on
+recon = session.reconstruct  # recon(-1, slices='240:272'): the latest run, into Tiled

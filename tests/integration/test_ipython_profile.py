@@ -23,8 +23,12 @@ session.writer.flush(60)
 run = runs[uid]
 print("READBACK", run["primary"]["flatpanel_image"].shape, run.metadata["start"]["plan_name"])
 print("SCAN_ID", run.metadata["start"]["scan_id"])
-names = ("bec", "bp", "bps", "ct_scan", "radiograph", "live", "microscope", "xm_medipix")
+names = ("bec", "bp", "bps", "ct_scan", "radiograph", "live", "recon", "microscope",
+         "xm_medipix")
 print("NAMES", all(n in globals() for n in names))
+res = recon(-1, slices="256")
+pngs = [p.name for p in res["previews"].values()]
+print("RECON", res["key"] == uid + "-fdk", res["shape"], all(n.startswith(uid) for n in pngs))
 """
 
 
@@ -55,6 +59,9 @@ def test_profile_session_runs_magics_a_scan_and_reads_it_back(tmp_path):
     assert "READBACK (4, 512, 512) ct_scan" in out
     assert "SCAN_ID 1" in out
     assert "NAMES True" in out
+    # recon(): the latest run reconstructed from the session, into Tiled, with previews
+    assert "RECON True (1, 512, 512) True" in out
+    assert "reconstruct 100 % (1/1 slices" in res.stderr
     assert "nanoct session: data" in out  # the summary printed by 90-session.py
 
 

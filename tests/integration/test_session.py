@@ -129,5 +129,16 @@ def test_reconstructions_sit_beside_the_runs_without_hiding_the_latest(data_dir,
             assert res["key"] == f"{uid}-fdk" and "/processed/" in res["uri"]
             uids.append(uid)
         assert s.runs[-1].metadata["start"]["uid"] == uids[-1]
+        # the session's shortcut (recon() in IPython): the latest run, a second volume of it
+        res = s.reconstruct(-1, slices="256", progress=False, out_dir=tmp_path)
+        assert res["key"] == f"{uids[-1]}-fdk-2" and res["shape"] == (1, 512, 512)
+        from nanoct.reconstruct import RunError
+
+        with pytest.raises(RunError, match="no run 'nope' in this session's catalog"):
+            s.reconstruct("nope")
+        with pytest.raises(RunError, match="no run 'abcdef12' in this session's catalog"):
+            s.reconstruct("abcdef12")
+        with pytest.raises(ValueError, match="algorithm='art'"):
+            s.reconstruct(-1, algorithm="art")
     finally:
         s.close()
