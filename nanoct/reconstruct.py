@@ -60,7 +60,7 @@ def parse_slices(text: str | None) -> slice | None:
         k = int(text)
         return slice(k, k + 1)
     except ValueError:
-        raise ValueError(f"--slices={text!r} must be 'a:b' or a single index") from None
+        raise ValueError(f"slices={text!r} must be 'a:b' or a single index") from None
 
 
 def _stream(run, name: str, required: bool = True):
