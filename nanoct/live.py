@@ -25,6 +25,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from nanoct.reconstruct import parse_slices
+
 __all__ = ["main", "parse_address", "parse_slices", "publish"]
 
 logger = logging.getLogger(__name__)
@@ -41,21 +43,6 @@ def parse_address(text: str) -> tuple[str, int]:
     if not 0 < p < 65536 or not host:
         raise ValueError(f"address {text!r} must be HOST:PORT with a port in [1, 65535]")
     return host, p
-
-
-def parse_slices(text: str | None) -> int | slice | list[int] | None:
-    """``"k"``, ``"a:b"`` or ``"i,j,k"`` into slice indices; None stays None."""
-    if text is None:
-        return None
-    try:
-        if ":" in text:
-            a, b = text.split(":", 1)
-            return slice(int(a) if a.strip() else None, int(b) if b.strip() else None)
-        if "," in text:
-            return [int(v) for v in text.split(",") if v.strip()]
-        return int(text)
-    except ValueError:
-        raise ValueError(f"--slices={text!r} must be 'k', 'a:b' or 'i,j,k'") from None
 
 
 def publish(RE: Any, address: str | tuple[str, int], *, prefix: bytes = b"") -> tuple[int, Any]:

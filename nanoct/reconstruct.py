@@ -49,18 +49,20 @@ class RunError(ValueError):
     """The run cannot be reconstructed (unknown, incomplete, inconsistent)."""
 
 
-def parse_slices(text: str | None) -> slice | None:
-    """``"a:b"`` (either end may be empty) or ``"k"`` into a slice; None stays None."""
+def parse_slices(text: str | None) -> int | slice | list[int] | None:
+    """``"k"``, ``"a:b"`` (either end may be empty) or ``"i,j,k"`` into slice indices for
+    ``nanoct recon``, ``nanoct live`` and ``Session.reconstruct``; None stays None."""
     if text is None:
         return None
     try:
         if ":" in text:
             a, b = text.split(":", 1)
             return slice(int(a) if a.strip() else None, int(b) if b.strip() else None)
-        k = int(text)
-        return slice(k, k + 1)
+        if "," in text:
+            return [int(v) for v in text.split(",") if v.strip()]
+        return int(text)
     except ValueError:
-        raise ValueError(f"slices={text!r} must be 'a:b' or a single index") from None
+        raise ValueError(f"slices={text!r} must be 'k', 'a:b' or 'i,j,k'") from None
 
 
 def _stream(run, name: str, required: bool = True):
@@ -314,7 +316,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "Tiled; write the volume back and PNGs.",
     )
     p.add_argument("run", help="uid of the CT run")
-    p.add_argument("--slices", help="volume slices a:b (default all)")
+    p.add_argument("--slices", help="volume slices: k, a:b or i,j,k (default all)")
     p.add_argument(
         "--algorithm",
         choices=ALGORITHMS,
@@ -347,7 +349,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``nanoct recon RUN [--slices a:b] [--algorithm auto|fdk|fbp|sirt|poisson-ml]
+    """``nanoct recon RUN [--slices k|a:b|i,j,k] [--algorithm auto|fdk|fbp|sirt|poisson-ml]
     [--fbp-method direct|fourier] [--no-drift-correction]
     [--uri ...] [--api-key ...]``; returns the exit status (0 done, 2 bad input)."""
     args = _build_parser().parse_args(argv)

@@ -19,7 +19,7 @@ def test_parse_address_and_slices():
     assert parse_slices("64") == 64
     assert parse_slices("10:20") == slice(10, 20)
     assert parse_slices("3,40,64") == [3, 40, 64]
-    with pytest.raises(ValueError, match="--slices='x'"):
+    with pytest.raises(ValueError, match="slices='x' must be 'k', 'a:b' or 'i,j,k'"):
         parse_slices("x")
 
 
