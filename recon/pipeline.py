@@ -429,7 +429,9 @@ def _fixed_pattern(flats: np.ndarray, dark: np.ndarray, good: np.ndarray, sigma_
 
 
 def _fill_pixels(stack: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Replace ``bad`` pixels of every image by the mean of their good neighbours (5 x 5)."""
+    """Replace ``bad`` pixels of every image of counts by the mean of their good neighbours
+    (5 x 5), never below 0 (``uniform_filter``'s running sums leave values like -2e-13 where
+    the neighbours are all 0, which the counting model refuses as a negative background)."""
     if not bad.any():
         return stack
     good = (~bad).astype(np.float64)
@@ -437,7 +439,8 @@ def _fill_pixels(stack: np.ndarray, bad: np.ndarray) -> np.ndarray:
     out = np.array(stack, dtype=np.float64, copy=True)
     for k in range(out.shape[0]):
         mean = ndimage.uniform_filter(out[k] * good, 5, mode="nearest")
-        out[k][bad] = np.where(weight[bad] > 0, mean[bad] / np.maximum(weight[bad], 1e-12), 0.0)
+        filled = np.maximum(mean[bad] / np.maximum(weight[bad], 1e-12), 0.0)
+        out[k][bad] = np.where(weight[bad] > 0, filled, 0.0)
     return out
 
 

@@ -17,7 +17,7 @@ from nanoct.reconstruct import reconstruct_run
 
 pytestmark = pytest.mark.integration
 
-SCAN = {"num_angles": 24, "exposure_s": 60.0, "flat_every": 8, "num_flats": 2}
+SCAN = {"num_angles": 24, "exposure_s": 60.0, "flat_every": 8, "num_flats": 2, "num_darks": 2}
 SLICES = [128]
 
 
