@@ -133,9 +133,10 @@ class LiveReconstruction(DocumentRouter):
     ----------
     result : dict or None
         After a run's stop: ``uid``, ``slices`` (float32, ``(n, ny, nx)``, 1/mm), ``indices``,
-        ``info`` (see :meth:`nanoct.recon.incremental.IncrementalCT.finish`), ``key`` and
-        ``uri`` in Tiled (None if not written), ``previews`` (PNG paths),
-        ``update_s`` (per-projection update times).
+        ``info`` (see :meth:`nanoct.recon.incremental.IncrementalCT.finish`; for a counting
+        run :func:`~nanoct.recon.pipeline.reconstruct_ct`'s, plus ``n_projections``,
+        ``reread`` and ``seconds``), ``key`` and ``uri`` in Tiled (None if not written),
+        ``previews`` (PNG paths), ``update_s`` (per-projection update times).
     errors : list of str
         Problems met (a frame that could not be read, a failed write), newest last.
     """
