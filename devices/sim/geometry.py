@@ -61,6 +61,35 @@ def specimen_reach_mm(corners: np.ndarray, tilt_deg: float = 0.0) -> tuple[float
     return r, depth
 
 
+def check_tilt(
+    tilt_deg: object,
+    tilt_range_deg: tuple[float, float],
+    corners: np.ndarray,
+    distance_mm: float,
+    *,
+    distance_name: str,
+    obstacle: str,
+) -> float:
+    """``tilt_deg`` as a float, or ValueError naming it: not a number, outside
+    ``tilt_range_deg``, or a tilt that swings the specimen (``corners``, see
+    :func:`specimen_reach_mm`) as far as the ``obstacle`` (the source, the exit window) at
+    ``distance_mm`` (called ``distance_name``) along the beam."""
+    lo, hi = tilt_range_deg
+    if isinstance(tilt_deg, bool) or not isinstance(tilt_deg, int | float | np.number):
+        raise ValueError(f"tilt_deg={tilt_deg!r} must be a number in [{lo}, {hi}] deg")
+    t = float(tilt_deg)
+    if not (np.isfinite(t) and lo <= t <= hi):
+        raise ValueError(f"tilt_deg={tilt_deg!r} is outside the tilt range [{lo}, {hi}] deg")
+    _, depth = specimen_reach_mm(corners, t)
+    if depth >= distance_mm:
+        raise ValueError(
+            f"tilt_deg={tilt_deg!r} would swing the specimen (reach {depth:.3g} mm along the "
+            f"beam) into the {obstacle} at {distance_name}={distance_mm}; allowed: a tilt that "
+            f"keeps it in front of the source, or a larger {distance_name}"
+        )
+    return t
+
+
 @dataclass(frozen=True)
 class DetectorGrid:
     """Pixel centres of a (binned) flat detector.

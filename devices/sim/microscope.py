@@ -63,7 +63,12 @@ from scipy import fft
 
 from nanoct.devices.sim.clock import SimClock
 from nanoct.devices.sim.epma import EPMASource, EPMAState
-from nanoct.devices.sim.geometry import CTGeometry, DetectorGrid, specimen_reach_mm
+from nanoct.devices.sim.geometry import (
+    CTGeometry,
+    DetectorGrid,
+    check_tilt,
+    specimen_reach_mm,
+)
 from nanoct.devices.sim.imaging import Renderer
 from nanoct.devices.sim.materials import absorbed_fraction, attenuation_table
 from nanoct.devices.sim.medipix import Medipix2Model, Medipix2Spec
@@ -314,17 +319,10 @@ class MicroscopeTwin:
             raise ValueError(f"fod_mm={value!r} must be smaller than sdd_mm={self.sdd_mm}")
 
     def _validate_tilt(self, value: float) -> None:
-        lo, hi = self.TILT_RANGE_DEG
-        v = float(value)
-        if not (math.isfinite(v) and lo <= v <= hi):
-            raise ValueError(f"tilt_deg={value!r} is outside the tilt range [{lo}, {hi}] deg")
-        _, depth = specimen_reach_mm(self.specimen.corners(), v)
-        if depth >= self.fod_mm:
-            raise ValueError(
-                f"tilt_deg={value!r} would swing the specimen (reach {depth:.3g} mm along the "
-                f"beam) into the exit window at fod_mm={self.fod_mm}; allowed: a tilt that "
-                "keeps it in front of the source, or a larger fod_mm"
-            )
+        check_tilt(
+            value, self.TILT_RANGE_DEG, self.specimen.corners(), self.fod_mm,
+            distance_name="fod_mm", obstacle="exit window",
+        )  # fmt: skip
 
     def set_position(self, axis: str, value: float) -> None:
         """Put a manipulator axis at ``value`` at once (devices account for the move time)."""

@@ -18,6 +18,7 @@ from nanoct.devices.sim.geometry import (
     MIN_SOD_MM,
     CTGeometry,
     DetectorGrid,
+    check_tilt,
     specimen_reach_mm,
 )
 from nanoct.devices.sim.imaging import DetectedSpectrum, EmissionPattern, Renderer
@@ -241,19 +242,10 @@ class CTTwin:
     def validate_tilt(self, tilt_deg: float) -> None:
         """Raise ValueError if the rotation axis cannot be tilted to ``tilt_deg``: outside
         :attr:`TILT_RANGE_DEG`, or a tilt that would swing the specimen into the source."""
-        lo, hi = self.TILT_RANGE_DEG
-        if isinstance(tilt_deg, bool) or not isinstance(tilt_deg, int | float | np.number):
-            raise ValueError(f"tilt_deg={tilt_deg!r} must be a number in [{lo}, {hi}] deg")
-        t = float(tilt_deg)
-        if not (np.isfinite(t) and lo <= t <= hi):
-            raise ValueError(f"tilt_deg={tilt_deg!r} is outside the tilt range [{lo}, {hi}] deg")
-        _, depth = specimen_reach_mm(self.specimen.corners(), t)
-        if depth >= self.sod_mm:
-            raise ValueError(
-                f"tilt_deg={tilt_deg!r} would swing the specimen (reach {depth:.3g} mm along the "
-                f"beam) into the source at sod_mm={self.sod_mm}; allowed: a tilt that keeps "
-                "it in front of the source, or a larger sod_mm"
-            )
+        check_tilt(
+            tilt_deg, self.TILT_RANGE_DEG, self.specimen.corners(), self.sod_mm,
+            distance_name="sod_mm", obstacle="source",
+        )  # fmt: skip
 
     def validate_axis(self, axis: str, value: float) -> None:
         """Raise ValueError if ``axis`` cannot go to ``value``; changes nothing."""

@@ -192,3 +192,16 @@ def test_rotation_tilt_device(factory, tmp_path):
     assert inst.twin.geometry().tilt_deg == 30.0
     # the flats' out-of-beam position follows the tilt (the die reaches less along the beam)
     assert inst.manipulator.out_of_beam_x() < inst.manipulator.out_of_beam_x(tilt_deg=0.0)
+
+
+def test_check_tilt_names_the_value_the_obstacle_and_the_distance():
+    from nanoct.devices.sim.geometry import check_tilt
+
+    corners = np.array([[1.0, 0.5, 0.0], [-1.0, -0.5, 0.0]])  # r = 1 mm, 0.5 mm high
+    kw = {"distance_name": "fod_mm", "obstacle": "exit window"}
+    assert check_tilt(np.float32(0.0), (-60.0, 60.0), corners, 1.05, **kw) == 0.0
+    # at 30 deg it reaches 1 cos 30 + 0.5 sin 30 = 1.116 mm along the beam
+    with pytest.raises(ValueError, match=r"into the exit window at fod_mm=1.05; .* larger fod_mm"):
+        check_tilt(30.0, (-60.0, 60.0), corners, 1.05, **kw)
+    with pytest.raises(ValueError, match=r"tilt_deg='30' must be a number in \[-60.0, 60.0\]"):
+        check_tilt("30", (-60.0, 60.0), corners, 1.05, **kw)
