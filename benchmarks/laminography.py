@@ -47,6 +47,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from rtk_peer import rtk_fdk  # benchmarks/rtk_peer.py: scripts here import their siblings
 
 from nanoct.recon.fdk import fdk
 from nanoct.recon.lamino_phantoms import (
@@ -103,37 +104,6 @@ def rmse(a, b) -> float:
 
 
 # --------------------------------------------------------------------------- itk-rtk
-def rtk_fdk(proj, angles, geo, shape, vox, out_of_plane_deg=0.0):
-    """itk-rtk CPU FDK, volume (vertical, beam, x) before calibration."""
-    import itk
-    from itk import RTK as rtk
-
-    nr, nc = proj.shape[1:]
-    pix = geo["pixel_mm"]
-    g = rtk.ThreeDCircularProjectionGeometry.New()
-    for a in angles:
-        g.AddProjection(
-            geo["sod_mm"], geo["sdd_mm"], float(np.degrees(a)), geo.get("offset_u_mm", 0.0),
-            geo.get("offset_v_mm", 0.0), float(out_of_plane_deg), 0.0,
-        )  # fmt: skip
-    image_type = itk.Image[itk.F, 3]
-    pimg = itk.image_from_array(np.ascontiguousarray(proj, np.float32))
-    pimg.SetSpacing([pix, pix, 1.0])
-    pimg.SetOrigin([-(nc - 1) / 2 * pix, -(nr - 1) / 2 * pix, 0.0])
-    nz, ny, nx = shape
-    src = rtk.ConstantImageSource[image_type].New()
-    src.SetOrigin([-(nx - 1) / 2 * vox, -(nz - 1) / 2 * vox, -(ny - 1) / 2 * vox])
-    src.SetSpacing([vox, vox, vox])
-    src.SetSize([nx, nz, ny])
-    src.SetConstant(0.0)
-    f = rtk.FDKConeBeamReconstructionFilter[image_type].New()
-    f.SetInput(0, src.GetOutput())
-    f.SetInput(1, pimg)
-    f.SetGeometry(g)
-    f.Update()
-    return itk.array_from_image(f.GetOutput()).transpose(1, 0, 2)
-
-
 def rtk_runner():
     """(run(proj, angles, shape, tilt) -> nanoct-oriented volume, note), or (None, reason)."""
     try:

@@ -42,6 +42,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from rtk_peer import rtk_fdk  # benchmarks/rtk_peer.py: scripts here import their siblings
 
 from nanoct.recon import phantoms
 from nanoct.recon.backends import apply_transform, calibrate_cone, calibrate_parallel, reconstruct
@@ -134,37 +135,6 @@ def midas_fbp(sino, angles, center):
     # midas puts the axis at (X/2 - 1, X/2 - 1); nanoct at ((X - 1)/2, (X - 1)/2)
     spec = scipy.ndimage.fourier_shift(np.fft.fft2(rec), (0.5, 0.5))
     return np.fft.ifft2(spec).real
-
-
-def rtk_fdk(proj, angles, geo, shape, vox):
-    """itk-rtk CPU FDK; returns (vertical, beam, x) before calibration."""
-    import itk
-    from itk import RTK as rtk
-
-    nr, nc = proj.shape[1:]
-    pix = geo["pixel_mm"]
-    g = rtk.ThreeDCircularProjectionGeometry.New()
-    for a in angles:
-        g.AddProjection(
-            geo["sod_mm"], geo["sdd_mm"], float(np.degrees(a)),
-            geo.get("offset_u_mm", 0.0), geo.get("offset_v_mm", 0.0),
-        )  # fmt: skip
-    image_type = itk.Image[itk.F, 3]
-    pimg = itk.image_from_array(np.ascontiguousarray(proj, np.float32))
-    pimg.SetSpacing([pix, pix, 1.0])
-    pimg.SetOrigin([-(nc - 1) / 2 * pix, -(nr - 1) / 2 * pix, 0.0])
-    nz, ny, nx = shape
-    src = rtk.ConstantImageSource[image_type].New()
-    src.SetOrigin([-(nx - 1) / 2 * vox, -(nz - 1) / 2 * vox, -(ny - 1) / 2 * vox])
-    src.SetSpacing([vox, vox, vox])
-    src.SetSize([nx, nz, ny])
-    src.SetConstant(0.0)
-    f = rtk.FDKConeBeamReconstructionFilter[image_type].New()
-    f.SetInput(0, src.GetOutput())
-    f.SetInput(1, pimg)
-    f.SetGeometry(g)
-    f.Update()
-    return itk.array_from_image(f.GetOutput()).transpose(1, 0, 2)
 
 
 def _have(module: str) -> str | None:
