@@ -37,8 +37,10 @@ __all__ = [
     "axis_tilt",
     "center_of_rotation_180",
     "center_of_rotation_search",
+    "odd_fast_len",
     "phase_correlation_shift",
     "register_projections",
+    "shift_pads",
     "shift_projections",
     "specimen_shift_px",
     "spot_shift_from_wire",
@@ -423,9 +425,10 @@ def specimen_shift_px(
 # --------------------------------------------------------------------------------------------
 
 
-def _odd_fast_len(n: int) -> int:
-    """Smallest odd length >= n whose only prime factors are 3, 5, 7, 11 (fast FFT, and no
-    Nyquist bin, so a sub-pixel phase shift is exactly invertible)."""
+def odd_fast_len(n: int) -> int:
+    """Smallest odd length >= ``n`` whose only prime factors are 3, 5, 7, 11: the FFT length
+    of :func:`shift_projections` (fast, and no Nyquist bin, so a sub-pixel phase shift of real
+    data stays real and is exactly invertible)."""
     m = max(int(n), 1)
     if m % 2 == 0:
         m += 1
@@ -437,6 +440,14 @@ def _odd_fast_len(n: int) -> int:
         if r == 1:
             return m
         m += 2
+
+
+def shift_pads(dx_px: np.ndarray | float, dy_px: np.ndarray | float) -> tuple[int, int]:
+    """Edge padding ``(rows, columns)`` that :func:`shift_projections` uses for a stack
+    shifted by ``dx_px, dy_px`` (the largest shift, rounded up, plus 8)."""
+    dx = np.abs(np.asarray(dx_px, dtype=np.float64))
+    dy = np.abs(np.asarray(dy_px, dtype=np.float64))
+    return int(np.ceil(dy.max())) + 8, int(np.ceil(dx.max())) + 8
 
 
 def shift_projections(
@@ -484,9 +495,8 @@ def shift_projections(
         for i in range(n):
             out[i] = ndimage.shift(p[i], (dy[i], dx[i]), order=3, mode="nearest")
     elif method == "fourier":
-        py = int(np.ceil(np.abs(dy).max())) + 8
-        px = int(np.ceil(np.abs(dx).max())) + 8
-        shape = (_odd_fast_len(rows + 2 * py), _odd_fast_len(cols + 2 * px))
+        py, px = shift_pads(dx, dy)
+        shape = (odd_fast_len(rows + 2 * py), odd_fast_len(cols + 2 * px))
         fy = sfft.fftfreq(shape[0])[:, None]
         fx = sfft.rfftfreq(shape[1])[None, :]
         for i in range(n):

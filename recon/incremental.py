@@ -54,6 +54,7 @@ from numba import njit
 from scipy import fft as sfft
 
 from nanoct.recon import alignment, pipeline, preprocess
+from nanoct.recon.alignment import odd_fast_len, shift_pads  # re-exported: one FFT rule
 from nanoct.recon.fbp import as_slices
 from nanoct.recon.filters import check_filter, fdk_cosine_weights, filter_projections
 
@@ -82,33 +83,6 @@ LOG_FLOOR = 1e-6
 
 
 # --------------------------------------------------------------------------- shifting
-def odd_fast_len(n: int) -> int:
-    """Smallest odd length >= ``n`` whose only prime factors are 3, 5, 7, 11.
-
-    The FFT length rule of :func:`nanoct.recon.alignment.shift_projections` (odd, so there is
-    no Nyquist bin and a sub-pixel shift of real data stays real).
-    """
-    m = max(int(n), 1)
-    if m % 2 == 0:
-        m += 1
-    while True:
-        r = m
-        for p in (3, 5, 7, 11):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 2
-
-
-def shift_pads(dx_px: np.ndarray | float, dy_px: np.ndarray | float) -> tuple[int, int]:
-    """Edge padding ``(rows, columns)`` that :func:`~nanoct.recon.alignment.shift_projections`
-    uses for a stack shifted by ``dx_px, dy_px`` (the largest shift, rounded up, plus 8)."""
-    dx = np.abs(np.asarray(dx_px, dtype=np.float64))
-    dy = np.abs(np.asarray(dy_px, dtype=np.float64))
-    return int(np.ceil(dy.max())) + 8, int(np.ceil(dx.max())) + 8
-
-
 def _dirichlet(t: np.ndarray, length: int) -> np.ndarray:
     """``(1/L) sum_{f=-(L-1)/2}^{(L-1)/2} exp(2 pi i f t / L)`` for odd ``L``: the kernel of a
     Fourier shift on ``L`` samples (1 at multiples of ``L``)."""
